@@ -1,0 +1,180 @@
+//! Builds and owns the supervision tree.
+//!
+//! ```text
+//!            Engine (this struct, on the system arbiter)
+//!             ├── feed arbiter ── Supervisor ── FeedHandler (one per adapter)
+//!             └── book arbiters (N shards) ── Supervisor ── BookActor (one per symbol)
+//! ```
+//!
+//! Book actors are spread round-robin over a few arbiters (threads), so books of different
+//! symbols update in parallel while each book is single-threaded and lock-free. Feed handlers
+//! share one arbiter: their work is I/O and parsing, and keeping them off the book threads
+//! keeps a slow upstream from delaying books.
+
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use crate::actors::book::{BookActor, BookStats, InjectBookFault, SetFeed};
+use crate::actors::feed::{Backoff, FeedHandler, InjectFeedFault};
+use crate::adapter::{BookHandle, FeedAdapter};
+use crate::domain::{SymbolId, SymbolTable, SymbolTableError};
+use crate::fanout::hub::DEFAULT_WORKER_QUEUE;
+use crate::fanout::Hub;
+
+/// Engine sizing.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Threads the book actors are sharded over.
+    pub book_threads: usize,
+    /// Server workers that will drain the hub (one queue each).
+    pub server_workers: usize,
+    /// Capacity of each worker's tick queue.
+    pub worker_queue: usize,
+    /// Feed restart backoff.
+    pub backoff: Backoff,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            book_threads: 2,
+            server_workers: 1,
+            worker_queue: DEFAULT_WORKER_QUEUE,
+            backoff: Backoff::default(),
+        }
+    }
+}
+
+/// Errors starting an engine.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("instrument table: {0}")]
+    Symbols(#[from] SymbolTableError),
+    #[error("no feed configured")]
+    NoFeed,
+    #[error("unknown feed {0:?}")]
+    UnknownFeed(String),
+}
+
+struct FeedEntry {
+    name: String,
+    addr: Addr<FeedHandler>,
+}
+
+/// A running engine: feeds, books and the hub they publish to.
+pub struct Engine {
+    hub: Arc<Hub>,
+    books: Arc<[BookHandle]>,
+    feeds: Vec<FeedEntry>,
+    book_stats: Arc<BookStats>,
+    _arbiters: Vec<Arbiter>,
+}
+
+impl Engine {
+    /// Starts feed handlers for `adapters` and a book actor per instrument. Must be called
+    /// from within an actix system.
+    pub fn start(
+        adapters: Vec<Box<dyn FeedAdapter>>,
+        config: EngineConfig,
+    ) -> Result<Engine, EngineError> {
+        if adapters.is_empty() {
+            return Err(EngineError::NoFeed);
+        }
+        let mut instruments = Vec::new();
+        let mut ranges = Vec::new();
+        for a in &adapters {
+            let start = instruments.len();
+            instruments.extend(a.instruments());
+            ranges.push(start..instruments.len());
+        }
+        let symbols = SymbolTable::new(instruments)?;
+        let hub = Hub::new(
+            symbols.clone(),
+            config.server_workers.max(1),
+            config.worker_queue,
+        );
+        let book_stats = Arc::new(BookStats::default());
+
+        let mut arbiters: Vec<Arbiter> = (0..config.book_threads.max(1))
+            .map(|_| Arbiter::new())
+            .collect();
+        let books: Arc<[BookHandle]> = symbols
+            .iter()
+            .map(|(id, _)| {
+                let arbiter = &arbiters[id.index() % arbiters.len()];
+                let in_flight = Arc::new(AtomicUsize::new(0));
+                let (hub, flight, stats) = (hub.clone(), in_flight.clone(), book_stats.clone());
+                let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
+                    BookActor::new(id, hub, flight, stats)
+                });
+                BookHandle { addr, in_flight }
+            })
+            .collect();
+
+        let feed_arbiter = Arbiter::new();
+        let mut feeds = Vec::new();
+        for (adapter, range) in adapters.into_iter().zip(ranges) {
+            let name = adapter.name().to_string();
+            let ids: Vec<SymbolId> = range.map(|i| SymbolId(i as u32)).collect();
+            let (syms, bks, backoff) = (symbols.clone(), books.clone(), config.backoff);
+            let ids_for_actor = ids.clone();
+            let addr = Supervisor::start_in_arbiter(&feed_arbiter.handle(), move |_| {
+                FeedHandler::new(adapter, syms, ids_for_actor, bks, backoff)
+            });
+            for id in &ids {
+                books[id.index()]
+                    .addr
+                    .do_send(SetFeed(addr.clone().recipient()));
+            }
+            feeds.push(FeedEntry { name, addr });
+        }
+        arbiters.push(feed_arbiter);
+        Ok(Engine {
+            hub,
+            books,
+            feeds,
+            book_stats,
+            _arbiters: arbiters,
+        })
+    }
+
+    /// The hub sessions subscribe through.
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    /// The instruments served.
+    pub fn symbols(&self) -> &Arc<SymbolTable> {
+        self.hub.symbols()
+    }
+
+    /// Counters of the book actors.
+    pub fn book_stats(&self) -> &Arc<BookStats> {
+        &self.book_stats
+    }
+
+    /// Names of the running feeds.
+    pub fn feed_names(&self) -> impl Iterator<Item = &str> {
+        self.feeds.iter().map(|f| f.name.as_str())
+    }
+
+    /// Makes the named feed's session fail (operations drills and tests).
+    pub fn inject_feed_fault(&self, feed: &str, reason: &str) -> Result<(), EngineError> {
+        let f = self
+            .feeds
+            .iter()
+            .find(|f| f.name == feed)
+            .ok_or_else(|| EngineError::UnknownFeed(feed.to_string()))?;
+        f.addr.do_send(InjectFeedFault(reason.to_string()));
+        Ok(())
+    }
+
+    /// Makes a symbol's book actor fail and restart (operations drills and tests).
+    pub fn inject_book_fault(&self, symbol: SymbolId) {
+        if let Some(b) = self.books.get(symbol.index()) {
+            b.addr.do_send(InjectBookFault);
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! The cross-thread half of the fan-out: from book actors to server workers.
+//!
+//! Book actors run on their own threads; client sessions live on the server's worker threads.
+//! A naive design sends one message per subscriber per tick across threads. Instead the hub
+//! keeps, per symbol, a bitmask of the *workers* that have at least one subscriber, and one
+//! bounded lock-free queue ([`crossbeam_queue::ArrayQueue`]) per worker. Publishing a tick is
+//! therefore one `Arc` clone and one queue push per interested worker, whatever the number of
+//! sessions; the worker's [`Router`](super::router::Router) then fans out locally, on its
+//! own thread, without locks.
+//!
+//! The hub also keeps the last quote, book and status of every symbol in
+//! [`arc_swap::ArcSwapOption`]s, read without locking by a session that subscribes and needs
+//! the current state immediately.
+//!
+//! A worker whose queue is full (it cannot keep up with the whole market) loses ticks; this is
+//! counted in [`HubStats::worker_overflows`] and the worker's sessions are marked so that
+//! they resynchronize from the last values. Queues never grow without bound.
+
+use std::future::poll_fn;
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::Poll;
+
+use arc_swap::ArcSwapOption;
+use atomic_waker::AtomicWaker;
+use crossbeam_queue::ArrayQueue;
+
+use crate::domain::{SymbolId, SymbolTable};
+use crate::tick::{Tick, TickBody};
+
+/// Most server workers one hub can serve (one bit each in a `u64`).
+pub const MAX_WORKERS: usize = 64;
+
+/// Default capacity of each worker's tick queue.
+pub const DEFAULT_WORKER_QUEUE: usize = 1 << 16;
+
+/// Per-symbol shared state.
+#[derive(Default)]
+pub struct SymbolSlot {
+    interest: AtomicU64,
+    last_quote: ArcSwapOption<Tick>,
+    last_book: ArcSwapOption<Tick>,
+    last_status: ArcSwapOption<Tick>,
+}
+
+/// One worker's inbound queue and wake-up.
+pub struct WorkerInbox {
+    queue: ArrayQueue<Arc<Tick>>,
+    waker: AtomicWaker,
+    scheduled: AtomicBool,
+    overflowed: AtomicBool,
+}
+
+/// Counters of the hub.
+#[derive(Default)]
+pub struct HubStats {
+    /// Ticks published.
+    pub published: AtomicU64,
+    /// Ticks dropped because a worker queue was full.
+    pub worker_overflows: AtomicU64,
+}
+
+/// See the module documentation.
+pub struct Hub {
+    symbols: Arc<SymbolTable>,
+    slots: Box<[SymbolSlot]>,
+    workers: Box<[WorkerInbox]>,
+    next_worker: AtomicUsize,
+    /// Counters.
+    pub stats: HubStats,
+}
+
+/// The last published values of a symbol.
+#[derive(Clone, Default)]
+pub struct LastValues {
+    pub quote: Option<Arc<Tick>>,
+    pub book: Option<Arc<Tick>>,
+    pub status: Option<Arc<Tick>>,
+}
+
+impl Hub {
+    /// A hub for `symbols` serving up to `workers` server workers.
+    pub fn new(symbols: Arc<SymbolTable>, workers: usize, queue_capacity: usize) -> Arc<Hub> {
+        assert!(
+            (1..=MAX_WORKERS).contains(&workers),
+            "1..=64 workers supported"
+        );
+        let slots = (0..symbols.len()).map(|_| SymbolSlot::default()).collect();
+        let workers = (0..workers)
+            .map(|_| WorkerInbox {
+                queue: ArrayQueue::new(queue_capacity),
+                waker: AtomicWaker::new(),
+                scheduled: AtomicBool::new(false),
+                overflowed: AtomicBool::new(false),
+            })
+            .collect();
+        Arc::new(Hub {
+            symbols,
+            slots,
+            workers,
+            next_worker: AtomicUsize::new(0),
+            stats: HubStats::default(),
+        })
+    }
+
+    /// The instruments served.
+    pub fn symbols(&self) -> &Arc<SymbolTable> {
+        &self.symbols
+    }
+
+    /// Claims the next worker index; each server worker thread calls this once.
+    ///
+    /// # Panics
+    /// If more workers claim than the hub was built for.
+    pub fn claim_worker(&self) -> usize {
+        let w = self.next_worker.fetch_add(1, Ordering::Relaxed);
+        assert!(w < self.workers.len(), "more server workers than the hub was sized for");
+        w
+    }
+
+    /// Publishes a tick to every worker with subscribers of its symbol.
+    pub fn publish(&self, tick: Arc<Tick>) {
+        let slot = &self.slots[tick.header.symbol.index()];
+        match tick.body {
+            TickBody::Quote(_) => slot.last_quote.store(Some(tick.clone())),
+            TickBody::Book(_) => slot.last_book.store(Some(tick.clone())),
+            TickBody::Status { .. } => slot.last_status.store(Some(tick.clone())),
+            TickBody::Trade { .. } => {}
+        }
+        self.stats.published.fetch_add(1, Ordering::Relaxed);
+        // Pairs with the fence in `add_interest`: either we see the new subscriber's bit, or
+        // it sees the value we just stored.
+        fence(Ordering::SeqCst);
+        let mut mask = slot.interest.load(Ordering::Relaxed);
+        while mask != 0 {
+            let w = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            self.push_to(w, tick.clone());
+        }
+    }
+
+    fn push_to(&self, worker: usize, tick: Arc<Tick>) {
+        let inbox = &self.workers[worker];
+        if inbox.queue.push(tick).is_err() {
+            self.stats.worker_overflows.fetch_add(1, Ordering::Relaxed);
+            inbox.overflowed.store(true, Ordering::Release);
+        }
+        if !inbox.scheduled.swap(true, Ordering::AcqRel) {
+            inbox.waker.wake();
+        }
+    }
+
+    /// Marks `worker` as having subscribers of `symbol` and returns the symbol's last values,
+    /// read after the mark so no tick falls between the two.
+    pub fn add_interest(&self, symbol: SymbolId, worker: usize) -> LastValues {
+        let slot = &self.slots[symbol.index()];
+        slot.interest.fetch_or(1 << worker, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        self.last_values(symbol)
+    }
+
+    /// Clears `worker`'s interest in `symbol`.
+    pub fn remove_interest(&self, symbol: SymbolId, worker: usize) {
+        self.slots[symbol.index()]
+            .interest
+            .fetch_and(!(1 << worker), Ordering::Relaxed);
+    }
+
+    /// The last published values of `symbol`.
+    pub fn last_values(&self, symbol: SymbolId) -> LastValues {
+        let slot = &self.slots[symbol.index()];
+        LastValues {
+            quote: slot.last_quote.load_full(),
+            book: slot.last_book.load_full(),
+            status: slot.last_status.load_full(),
+        }
+    }
+
+    /// Waits until `worker`'s queue has ticks, then drains up to `max` of them into `out`.
+    /// Returns whether ticks were lost to overflow since the last call.
+    pub async fn recv_batch(&self, worker: usize, out: &mut Vec<Arc<Tick>>, max: usize) -> bool {
+        let inbox = &self.workers[worker];
+        poll_fn(|cx| {
+            inbox.waker.register(cx.waker());
+            inbox.scheduled.store(false, Ordering::Release);
+            if inbox.queue.is_empty() {
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        })
+        .await;
+        while out.len() < max {
+            match inbox.queue.pop() {
+                Some(t) => out.push(t),
+                None => break,
+            }
+        }
+        inbox.overflowed.swap(false, Ordering::AcqRel)
+    }
+
+    /// Drains without waiting (benchmarks and tests).
+    pub fn try_recv_batch(&self, worker: usize, out: &mut Vec<Arc<Tick>>, max: usize) {
+        let inbox = &self.workers[worker];
+        while out.len() < max {
+            match inbox.queue.pop() {
+                Some(t) => out.push(t),
+                None => break,
+            }
+        }
+    }
+}

@@ -1,0 +1,499 @@
+//! One client's bounded outbound buffer, with conflation and throttling.
+//!
+//! The outbox is the *only* place a session's pending output waits (the transport pulls from
+//! it when the socket can take more), so backpressure shows up here and nowhere else:
+//!
+//! * Quote and book updates go through **slots**, one per (symbol, channel). A newer value
+//!   replaces an unsent older one in place (conflation): a client that falls behind gets the
+//!   latest state, never a queue of stale ones, and the slot count is bounded by its
+//!   subscriptions.
+//! * Trades, statuses and replies are **events**: they are queued in order and never
+//!   dropped. Their bytes count against the session's limit; past it the client is a slow
+//!   consumer and is closed (1008), which is also what bounds memory.
+//! * A throttled slot holds its latest value until its interval has passed, then sends it:
+//!   at most one update per interval, always the newest.
+//!
+//! Everything here runs on the server worker thread that owns the session; no locks.
+
+use std::collections::VecDeque;
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+/// Index of a conflation slot within one outbox.
+pub type SlotId = u32;
+
+/// Limits applied to one outbox.
+#[derive(Debug, Clone, Copy)]
+pub struct OutboxLimits {
+    /// Queued bytes beyond which the client is a slow consumer.
+    pub max_queued_bytes: usize,
+}
+
+/// Why a session is being closed by the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseReason {
+    pub code: u16,
+    pub reason: &'static str,
+}
+
+impl CloseReason {
+    /// 1008: the client could not keep up.
+    pub const SLOW_CONSUMER: CloseReason = CloseReason {
+        code: 1008,
+        reason: "slow consumer",
+    };
+    /// 1001: the server is shutting down.
+    pub const GOING_AWAY: CloseReason = CloseReason {
+        code: 1001,
+        reason: "going away",
+    };
+    /// 4000: the client stopped answering pings.
+    pub const HEARTBEAT_TIMEOUT: CloseReason = CloseReason {
+        code: 4000,
+        reason: "heartbeat timeout",
+    };
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Entry {
+    Frame,
+    Slot(SlotId),
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    value: Option<Bytes>,
+    /// `chan_seq` of `value`, or of the last value sent when `value` is `None`.
+    seq: u64,
+    /// An `Entry::Slot` for this slot is in the queue.
+    queued: bool,
+    /// Waiting in `deferred` for its throttle interval.
+    deferred: bool,
+    in_use: bool,
+    throttle: Option<Duration>,
+    next_due: Option<Instant>,
+}
+
+/// Counters an outbox keeps about itself (read by metrics and tests).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxStats {
+    /// Updates replaced before they were sent (backpressure conflation).
+    pub conflated: u64,
+    /// Updates replaced while waiting for a throttle interval.
+    pub throttled: u64,
+    /// Frames handed to the transport.
+    pub frames_sent: u64,
+    /// Bytes handed to the transport.
+    pub bytes_sent: u64,
+}
+
+/// A session's pending output. See the module docs.
+#[derive(Debug)]
+pub struct Outbox {
+    entries: VecDeque<Entry>,
+    frames: VecDeque<Bytes>,
+    slots: Vec<Slot>,
+    free_slots: Vec<SlotId>,
+    deferred: Vec<SlotId>,
+    queued_bytes: usize,
+    limits: OutboxLimits,
+    waker: Option<Waker>,
+    closing: Option<CloseReason>,
+    close_sent: bool,
+    /// Set when the queue was fully drained since the last sweep; see [`Outbox::sweep_lag`].
+    drained: bool,
+    behind_since: Option<Instant>,
+    stats: OutboxStats,
+}
+
+/// What [`Outbox::offer`] or [`Outbox::push_event`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offer {
+    /// Queued; the transport has been woken.
+    Queued,
+    /// Replaced an unsent value (conflated or throttled).
+    Replaced,
+    /// Older than what the slot already had; ignored.
+    Stale,
+    /// The session is closing; ignored.
+    Closed,
+    /// The byte limit was exceeded: the outbox is now closing as a slow consumer.
+    Overflow,
+}
+
+impl Outbox {
+    /// An empty outbox. Allocates nothing until used.
+    pub fn new(limits: OutboxLimits) -> Self {
+        Outbox {
+            entries: VecDeque::new(),
+            frames: VecDeque::new(),
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            deferred: Vec::new(),
+            queued_bytes: 0,
+            limits,
+            waker: None,
+            closing: None,
+            close_sent: false,
+            drained: true,
+            behind_since: None,
+            stats: OutboxStats::default(),
+        }
+    }
+
+    /// Allocates a conflation slot, optionally throttled to one update per `throttle`.
+    pub fn alloc_slot(&mut self, throttle: Option<Duration>) -> SlotId {
+        let id = match self.free_slots.pop() {
+            Some(id) => id,
+            None => {
+                self.slots.push(Slot::default());
+                (self.slots.len() - 1) as SlotId
+            }
+        };
+        let slot = &mut self.slots[id as usize];
+        *slot = Slot {
+            in_use: true,
+            throttle,
+            ..Slot::default()
+        };
+        id
+    }
+
+    /// Changes a slot's throttle interval.
+    pub fn set_throttle(&mut self, id: SlotId, throttle: Option<Duration>) {
+        if let Some(slot) = self.slots.get_mut(id as usize) {
+            slot.throttle = throttle;
+            slot.next_due = None;
+        }
+    }
+
+    /// Releases a slot; an unsent value in it is dropped.
+    pub fn free_slot(&mut self, id: SlotId) {
+        let Some(slot) = self.slots.get_mut(id as usize) else {
+            return;
+        };
+        if !slot.in_use {
+            return;
+        }
+        if let Some(v) = slot.value.take() {
+            self.queued_bytes -= v.len();
+        }
+        slot.in_use = false;
+        if slot.deferred {
+            slot.deferred = false;
+            self.deferred.retain(|d| *d != id);
+        }
+        // A queued entry may still point here; it is skipped when it finds no value.
+        self.free_slots.push(id);
+    }
+
+    /// Offers the latest value of a conflated stream. `seq` orders values of the slot:
+    /// anything not newer than what the slot holds or has sent is ignored.
+    #[inline]
+    pub fn offer(&mut self, id: SlotId, seq: u64, frame: &Bytes, now: Option<Instant>) -> Offer {
+        if self.closing.is_some() {
+            return Offer::Closed;
+        }
+        let Some(slot) = self.slots.get_mut(id as usize) else {
+            return Offer::Stale;
+        };
+        if !slot.in_use || (seq <= slot.seq && slot.seq != 0) {
+            return Offer::Stale;
+        }
+        slot.seq = seq;
+        let len = frame.len();
+        let replaced = match slot.value.replace(frame.clone()) {
+            Some(old) => {
+                self.queued_bytes -= old.len();
+                true
+            }
+            None => false,
+        };
+        self.queued_bytes += len;
+        if replaced {
+            if slot.deferred {
+                self.stats.throttled += 1;
+            } else {
+                self.stats.conflated += 1;
+            }
+            return Offer::Replaced;
+        }
+        if let Some(interval) = slot.throttle {
+            let now = now.unwrap_or_else(Instant::now);
+            match slot.next_due {
+                Some(due) if due > now => {
+                    slot.deferred = true;
+                    self.deferred.push(id);
+                    // The transport re-arms its timer for the earliest deferred slot.
+                    self.wake();
+                    return Offer::Queued;
+                }
+                _ => slot.next_due = Some(now + interval),
+            }
+        }
+        if !slot.queued {
+            slot.queued = true;
+            self.entries.push_back(Entry::Slot(id));
+        }
+        self.wake();
+        if self.queued_bytes > self.limits.max_queued_bytes {
+            self.close(CloseReason::SLOW_CONSUMER);
+            return Offer::Overflow;
+        }
+        Offer::Queued
+    }
+
+    /// Queues an event frame (trade, status, reply) that must not be conflated.
+    #[inline]
+    pub fn push_event(&mut self, frame: Bytes) -> Offer {
+        if self.closing.is_some() {
+            return Offer::Closed;
+        }
+        self.queued_bytes += frame.len();
+        self.frames.push_back(frame);
+        self.entries.push_back(Entry::Frame);
+        self.wake();
+        if self.queued_bytes > self.limits.max_queued_bytes {
+            self.close(CloseReason::SLOW_CONSUMER);
+            return Offer::Overflow;
+        }
+        Offer::Queued
+    }
+
+    /// Starts closing: pending output is discarded and only the close frame remains to send.
+    /// The first reason wins.
+    pub fn close(&mut self, reason: CloseReason) {
+        if self.closing.is_some() {
+            return;
+        }
+        self.closing = Some(reason);
+        self.entries = VecDeque::new();
+        self.frames = VecDeque::new();
+        self.deferred = Vec::new();
+        for slot in &mut self.slots {
+            slot.value = None;
+            slot.queued = false;
+            slot.deferred = false;
+        }
+        self.queued_bytes = 0;
+        self.wake();
+    }
+
+    /// The reason the outbox is closing, if it is.
+    pub fn closing(&self) -> Option<&CloseReason> {
+        self.closing.as_ref()
+    }
+
+    /// Whether the close frame has been handed to the transport.
+    pub fn close_sent(&self) -> bool {
+        self.close_sent
+    }
+
+    /// Moves throttled values whose interval has passed into the queue; returns the earliest
+    /// time a still-deferred value becomes due.
+    pub fn release_due(&mut self, now: Instant) -> Option<Instant> {
+        let mut earliest: Option<Instant> = None;
+        let mut i = 0;
+        while i < self.deferred.len() {
+            let id = self.deferred[i];
+            let slot = &mut self.slots[id as usize];
+            let due = slot.next_due.unwrap_or(now);
+            if due <= now {
+                slot.deferred = false;
+                slot.next_due = slot.throttle.map(|t| now + t);
+                if !slot.queued && slot.value.is_some() {
+                    slot.queued = true;
+                    self.entries.push_back(Entry::Slot(id));
+                }
+                self.deferred.swap_remove(i);
+            } else {
+                earliest = Some(earliest.map_or(due, |e| e.min(due)));
+                i += 1;
+            }
+        }
+        earliest
+    }
+
+    /// Whether throttled values are waiting.
+    pub fn has_deferred(&self) -> bool {
+        !self.deferred.is_empty()
+    }
+
+    /// Takes the next frame to send, remembering `waker` if there is none.
+    ///
+    /// Returns `None` when nothing is ready. After the close frame has been returned, the
+    /// outbox yields nothing more.
+    pub fn next_frame(&mut self, waker: &Waker) -> Option<Bytes> {
+        while let Some(entry) = self.entries.pop_front() {
+            let frame = match entry {
+                Entry::Frame => self.frames.pop_front(),
+                Entry::Slot(id) => {
+                    let slot = &mut self.slots[id as usize];
+                    slot.queued = false;
+                    slot.value.take()
+                }
+            };
+            if let Some(f) = frame {
+                self.queued_bytes -= f.len();
+                self.stats.frames_sent += 1;
+                self.stats.bytes_sent += f.len() as u64;
+                return Some(f);
+            }
+        }
+        self.drained = true;
+        if let Some(reason) = &self.closing {
+            if !self.close_sent {
+                self.close_sent = true;
+                return Some(crate::wire::close_frame(reason.code, reason.reason));
+            }
+            return None;
+        }
+        match &self.waker {
+            Some(w) if w.will_wake(waker) => {}
+            _ => self.waker = Some(waker.clone()),
+        }
+        None
+    }
+
+    /// Whether the close frame is out and nothing more will come.
+    pub fn finished(&self) -> bool {
+        self.close_sent
+    }
+
+    /// Called periodically by the owner's sweep: returns how long the client has continuously
+    /// had output waiting that it did not take. A queue drained since the previous sweep
+    /// counts as keeping up.
+    pub fn sweep_lag(&mut self, now: Instant) -> Duration {
+        if self.entries.is_empty() {
+            self.behind_since = None;
+            self.drained = false;
+            return Duration::ZERO;
+        }
+        if std::mem::take(&mut self.drained) {
+            // It took everything since the last sweep; what waits now is new.
+            self.behind_since = Some(now);
+            return Duration::ZERO;
+        }
+        let since = *self.behind_since.get_or_insert(now);
+        now.saturating_duration_since(since)
+    }
+
+    /// Bytes waiting to be sent.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes
+    }
+
+    /// The outbox's counters.
+    pub fn stats(&self) -> OutboxStats {
+        self.stats
+    }
+
+    fn wake(&mut self) {
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::task::Waker;
+
+    fn limits() -> OutboxLimits {
+        OutboxLimits {
+            max_queued_bytes: 1000,
+        }
+    }
+
+    fn drain(o: &mut Outbox) -> Vec<Bytes> {
+        let w = Waker::noop();
+        std::iter::from_fn(|| o.next_frame(w)).collect()
+    }
+
+    #[test]
+    fn conflates_slots_but_keeps_events_in_order() {
+        let mut o = Outbox::new(limits());
+        let q = o.alloc_slot(None);
+        o.offer(q, 1, &Bytes::from_static(b"q1"), None);
+        o.push_event(Bytes::from_static(b"t1"));
+        assert_eq!(o.offer(q, 2, &Bytes::from_static(b"q2"), None), Offer::Replaced);
+        o.push_event(Bytes::from_static(b"t2"));
+        assert_eq!(drain(&mut o), vec!["q2", "t1", "t2"]);
+        assert_eq!(o.stats().conflated, 1);
+        assert_eq!(o.queued_bytes(), 0);
+    }
+
+    #[test]
+    fn ignores_older_values() {
+        let mut o = Outbox::new(limits());
+        let q = o.alloc_slot(None);
+        o.offer(q, 5, &Bytes::from_static(b"q5"), None);
+        assert_eq!(o.offer(q, 4, &Bytes::from_static(b"q4"), None), Offer::Stale);
+        assert_eq!(drain(&mut o), vec!["q5"]);
+        assert_eq!(o.offer(q, 5, &Bytes::from_static(b"q5"), None), Offer::Stale);
+    }
+
+    #[test]
+    fn throttle_defers_and_keeps_latest() {
+        let mut o = Outbox::new(limits());
+        let q = o.alloc_slot(Some(Duration::from_millis(100)));
+        let t0 = Instant::now();
+        o.offer(q, 1, &Bytes::from_static(b"a"), Some(t0));
+        assert_eq!(drain(&mut o), vec!["a"]);
+        o.offer(q, 2, &Bytes::from_static(b"b"), Some(t0 + Duration::from_millis(10)));
+        o.offer(q, 3, &Bytes::from_static(b"c"), Some(t0 + Duration::from_millis(20)));
+        assert!(drain(&mut o).is_empty(), "held back by the throttle");
+        assert_eq!(
+            o.release_due(t0 + Duration::from_millis(50)),
+            Some(t0 + Duration::from_millis(100))
+        );
+        assert_eq!(o.release_due(t0 + Duration::from_millis(100)), None);
+        assert_eq!(drain(&mut o), vec!["c"]);
+        assert_eq!(o.stats().throttled, 1);
+    }
+
+    #[test]
+    fn overflow_closes_as_slow_consumer() {
+        let mut o = Outbox::new(limits());
+        for _ in 0..9 {
+            assert_eq!(o.push_event(Bytes::from(vec![0u8; 100])), Offer::Queued);
+        }
+        assert_eq!(o.push_event(Bytes::from(vec![0u8; 200])), Offer::Overflow);
+        assert_eq!(o.closing(), Some(&CloseReason::SLOW_CONSUMER));
+        assert_eq!(o.queued_bytes(), 0);
+        let out = drain(&mut o);
+        assert_eq!(out.len(), 1, "only the close frame remains");
+        assert_eq!(&out[0][..4], &[0x88, 15, 0x03, 0xF0]);
+        assert!(o.finished());
+    }
+
+    #[test]
+    fn lag_grows_only_while_not_draining() {
+        let mut o = Outbox::new(limits());
+        let t0 = Instant::now();
+        assert_eq!(o.sweep_lag(t0), Duration::ZERO);
+        o.push_event(Bytes::from_static(b"x"));
+        assert_eq!(o.sweep_lag(t0), Duration::ZERO);
+        assert_eq!(o.sweep_lag(t0 + Duration::from_secs(1)), Duration::from_secs(1));
+        assert_eq!(o.sweep_lag(t0 + Duration::from_secs(3)), Duration::from_secs(3));
+        drain(&mut o);
+        assert_eq!(o.sweep_lag(t0 + Duration::from_secs(4)), Duration::ZERO);
+    }
+
+    #[test]
+    fn freed_slots_drop_pending_values() {
+        let mut o = Outbox::new(limits());
+        let q = o.alloc_slot(None);
+        o.offer(q, 1, &Bytes::from_static(b"q1"), None);
+        o.free_slot(q);
+        assert_eq!(o.queued_bytes(), 0);
+        assert!(drain(&mut o).is_empty());
+        let r = o.alloc_slot(None);
+        assert_eq!(r, q, "slots are reused");
+        o.offer(r, 1, &Bytes::from_static(b"r1"), None);
+        assert_eq!(drain(&mut o), vec!["r1"]);
+    }
+}

@@ -1,0 +1,328 @@
+//! The worker-local half of the fan-out: from one worker's tick queue to its sessions.
+//!
+//! Each server worker thread owns one `Router`. It knows which of *its* sessions subscribed to
+//! what, takes the ticks the [`Hub`] queued for this worker, and offers each one to the
+//! outboxes of the local subscribers: a reference-count increment and a queue push per
+//! subscriber, no allocation, no lock, no cross-thread traffic. Book ticks are encoded here,
+//! once per distinct depth requested on this worker.
+//!
+//! Subscribing also goes through the router, so that the snapshot a new subscriber gets and
+//! the updates that follow are ordered by `chan_seq` (older values are ignored by the slot).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::hub::{Hub, LastValues};
+use super::outbox::{Offer, Outbox, SlotId};
+use crate::domain::SymbolId;
+use crate::tick::{Channel, ChannelSet, FeedState, Tick, TickBody};
+use crate::wire::TickEncoder;
+
+/// A session's outbox as shared between its session, its transport and the router.
+pub type SharedOutbox = Rc<RefCell<Outbox>>;
+
+/// Identifies a session within a worker.
+pub type SessionId = u64;
+
+/// Largest book depth a client may ask for.
+pub const MAX_DEPTH: usize = 50;
+
+/// What a subscribe request asks for on one symbol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubscribeSpec {
+    pub channels: ChannelSet,
+    /// Book levels per side, 1..=[`MAX_DEPTH`].
+    pub depth: u8,
+    /// At most one quote/book update per this interval, or unthrottled.
+    pub throttle: Option<Duration>,
+}
+
+struct Subscriber {
+    session: SessionId,
+    outbox: SharedOutbox,
+    channels: ChannelSet,
+    quote_slot: Option<SlotId>,
+    book_slot: Option<SlotId>,
+    depth: u8,
+}
+
+/// Counters of one router (single-threaded, read by metrics).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RouterStats {
+    /// Frames offered to outboxes (before conflation).
+    pub offered: u64,
+    /// Sessions found to be slow consumers by overflowing their outbox.
+    pub overflow_closes: u64,
+    /// Times this worker's queue overflowed and sessions were resynchronized.
+    pub resyncs: u64,
+}
+
+/// See the module documentation.
+pub struct Router {
+    hub: Arc<Hub>,
+    worker: usize,
+    by_symbol: Vec<Vec<Subscriber>>,
+    book_cache: Vec<(u8, Bytes)>,
+    stats: RouterStats,
+}
+
+impl Router {
+    /// A router for worker `worker` of `hub`.
+    pub fn new(hub: Arc<Hub>, worker: usize) -> Self {
+        let n = hub.symbols().len();
+        Router {
+            hub,
+            worker,
+            by_symbol: (0..n).map(|_| Vec::new()).collect(),
+            book_cache: Vec::new(),
+            stats: RouterStats::default(),
+        }
+    }
+
+    /// The hub this router drains.
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    /// This router's counters.
+    pub fn stats(&self) -> RouterStats {
+        self.stats
+    }
+
+    /// Number of local subscribers of `symbol`.
+    pub fn subscriber_count(&self, symbol: SymbolId) -> usize {
+        self.by_symbol[symbol.index()].len()
+    }
+
+    /// Adds channels of `symbol` for a session and queues their current state (quote, book,
+    /// and the status when the symbol is stale). Already subscribed channels stay as they
+    /// are, except that a new depth or throttle takes effect (with a fresh book snapshot for
+    /// a new depth). Returns the channels the session now has on `symbol`.
+    pub fn subscribe(
+        &mut self,
+        session: SessionId,
+        outbox: &SharedOutbox,
+        symbol: SymbolId,
+        spec: SubscribeSpec,
+    ) -> ChannelSet {
+        let depth = spec.depth.clamp(1, MAX_DEPTH as u8);
+        let list = &mut self.by_symbol[symbol.index()];
+        let first_local = list.is_empty();
+        let idx = match list.iter().position(|s| s.session == session) {
+            Some(i) => i,
+            None => {
+                list.push(Subscriber {
+                    session,
+                    outbox: outbox.clone(),
+                    channels: ChannelSet::EMPTY,
+                    quote_slot: None,
+                    book_slot: None,
+                    depth,
+                });
+                list.len() - 1
+            }
+        };
+        let last = if first_local {
+            self.hub.add_interest(symbol, self.worker)
+        } else {
+            self.hub.last_values(symbol)
+        };
+        let sub = &mut self.by_symbol[symbol.index()][idx];
+        let added = spec.channels.without(sub.channels);
+        let depth_changed = sub.depth != depth;
+        sub.channels = sub.channels.union(spec.channels);
+        sub.depth = depth;
+        let mut ob = outbox.borrow_mut();
+        for ch in [Channel::Quote, Channel::Book] {
+            if !spec.channels.contains(ch) {
+                continue;
+            }
+            let slot = match ch {
+                Channel::Quote => &mut sub.quote_slot,
+                _ => &mut sub.book_slot,
+            };
+            match *slot {
+                Some(id) => ob.set_throttle(id, spec.throttle),
+                None => *slot = Some(ob.alloc_slot(spec.throttle)),
+            }
+        }
+        let instrument = self.hub.symbols().get(symbol);
+        let enc = TickEncoder::new(instrument);
+        if added.contains(Channel::Quote) {
+            if let (Some(t), Some(id)) = (&last.quote, sub.quote_slot) {
+                ob.offer(id, t.header.chan_seq.0, &t.frame, None);
+            }
+        }
+        if added.contains(Channel::Book) || (depth_changed && sub.channels.contains(Channel::Book))
+        {
+            if let (Some(t), Some(id)) = (&last.book, sub.book_slot) {
+                if let TickBody::Book(levels) = &t.body {
+                    let frame = enc.book(&t.header, levels, depth as usize);
+                    // A depth change re-sends the same chan_seq; let it through.
+                    ob.free_slot(id);
+                    let id = ob.alloc_slot(spec.throttle);
+                    sub.book_slot = Some(id);
+                    ob.offer(id, t.header.chan_seq.0, &frame, None);
+                }
+            }
+        }
+        if !added.is_empty() {
+            send_status_if_stale(&mut ob, &last);
+        }
+        sub.channels
+    }
+
+    /// Removes channels of `symbol` from a session; unknown or absent ones are ignored.
+    /// Returns the channels the session still has on `symbol`.
+    pub fn unsubscribe(
+        &mut self,
+        session: SessionId,
+        symbol: SymbolId,
+        channels: ChannelSet,
+    ) -> ChannelSet {
+        let list = &mut self.by_symbol[symbol.index()];
+        let Some(i) = list.iter().position(|s| s.session == session) else {
+            return ChannelSet::EMPTY;
+        };
+        let sub = &mut list[i];
+        sub.channels = sub.channels.without(channels);
+        {
+            let mut ob = sub.outbox.borrow_mut();
+            if !sub.channels.contains(Channel::Quote) {
+                if let Some(id) = sub.quote_slot.take() {
+                    ob.free_slot(id);
+                }
+            }
+            if !sub.channels.contains(Channel::Book) {
+                if let Some(id) = sub.book_slot.take() {
+                    ob.free_slot(id);
+                }
+            }
+        }
+        let remaining = sub.channels;
+        if remaining.is_empty() {
+            list.swap_remove(i);
+            if list.is_empty() {
+                self.hub.remove_interest(symbol, self.worker);
+            }
+        }
+        remaining
+    }
+
+    /// Offers one tick to every local subscriber of its symbol.
+    pub fn dispatch(&mut self, tick: &Tick, now: Option<Instant>) {
+        let symbol = tick.header.symbol;
+        let subs = &self.by_symbol[symbol.index()];
+        if subs.is_empty() {
+            return;
+        }
+        let seq = tick.header.chan_seq.0;
+        match &tick.body {
+            TickBody::Quote(_) => {
+                for s in subs {
+                    if let Some(id) = s.quote_slot {
+                        self.stats.offered += 1;
+                        let r = s.outbox.borrow_mut().offer(id, seq, &tick.frame, now);
+                        self.stats.overflow_closes += (r == Offer::Overflow) as u64;
+                    }
+                }
+            }
+            TickBody::Trade { .. } => {
+                for s in subs {
+                    if s.channels.contains(Channel::Trade) {
+                        self.stats.offered += 1;
+                        let r = s.outbox.borrow_mut().push_event(tick.frame.clone());
+                        self.stats.overflow_closes += (r == Offer::Overflow) as u64;
+                    }
+                }
+            }
+            TickBody::Status { .. } => {
+                for s in subs {
+                    self.stats.offered += 1;
+                    let r = s.outbox.borrow_mut().push_event(tick.frame.clone());
+                    self.stats.overflow_closes += (r == Offer::Overflow) as u64;
+                }
+            }
+            TickBody::Book(levels) => {
+                self.book_cache.clear();
+                let enc = TickEncoder::new(self.hub.symbols().get(symbol));
+                for s in subs {
+                    let Some(id) = s.book_slot else { continue };
+                    let frame = match self.book_cache.iter().find(|(d, _)| *d == s.depth) {
+                        Some((_, f)) => f.clone(),
+                        None => {
+                            let f = enc.book(&tick.header, levels, s.depth as usize);
+                            self.book_cache.push((s.depth, f.clone()));
+                            f
+                        }
+                    };
+                    self.stats.offered += 1;
+                    let r = s.outbox.borrow_mut().offer(id, seq, &frame, now);
+                    self.stats.overflow_closes += (r == Offer::Overflow) as u64;
+                }
+            }
+        }
+    }
+
+    /// Re-offers the last quote and book of every subscribed symbol, after ticks were lost
+    /// to a full worker queue. Conflated streams converge to the current state; trades that
+    /// were lost show as a `chan_seq` gap.
+    pub fn resync_all(&mut self) {
+        self.stats.resyncs += 1;
+        for i in 0..self.by_symbol.len() {
+            if self.by_symbol[i].is_empty() {
+                continue;
+            }
+            let last = self.hub.last_values(SymbolId(i as u32));
+            for t in [&last.quote, &last.book].into_iter().flatten() {
+                self.dispatch(t, None);
+            }
+        }
+    }
+
+    /// Runs the router: waits for ticks queued for this worker and dispatches them, forever.
+    /// Spawn it once per worker thread on that thread's local executor.
+    pub async fn run(router: Rc<RefCell<Router>>) {
+        const BATCH: usize = 1024;
+        let (hub, worker) = {
+            let r = router.borrow();
+            (r.hub.clone(), r.worker)
+        };
+        let mut batch = Vec::with_capacity(BATCH);
+        loop {
+            let overflowed = hub.recv_batch(worker, &mut batch, BATCH).await;
+            let full = batch.len() == BATCH;
+            {
+                let mut r = router.borrow_mut();
+                if overflowed {
+                    tracing::warn!(worker, "worker tick queue overflowed; resynchronizing");
+                    r.resync_all();
+                }
+                let now = Instant::now();
+                for t in batch.drain(..) {
+                    r.dispatch(&t, Some(now));
+                }
+            }
+            if full {
+                // Let sessions write before taking the next batch.
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+}
+
+fn send_status_if_stale(ob: &mut Outbox, last: &LastValues) {
+    if let Some(t) = &last.status {
+        if let TickBody::Status {
+            state: FeedState::Stale,
+            ..
+        } = t.body
+        {
+            ob.push_event(t.frame.clone());
+        }
+    }
+}
