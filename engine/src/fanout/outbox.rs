@@ -59,7 +59,8 @@ impl CloseReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Entry {
     Frame,
-    Slot(SlotId),
+    /// A slot's value, valid while the slot's generation still matches.
+    Slot(SlotId, u32),
 }
 
 #[derive(Debug, Default)]
@@ -67,8 +68,10 @@ struct Slot {
     value: Option<Bytes>,
     /// `chan_seq` of `value`, or of the last value sent when `value` is `None`.
     seq: u64,
-    /// An `Entry::Slot` for this slot is in the queue.
+    /// An `Entry::Slot` with the current generation is in the queue.
     queued: bool,
+    /// Bumped whenever queued entries of this slot become obsolete.
+    gen: u32,
     /// Waiting in `deferred` for its throttle interval.
     deferred: bool,
     in_use: bool,
@@ -97,6 +100,8 @@ pub struct Outbox {
     slots: Vec<Slot>,
     free_slots: Vec<SlotId>,
     deferred: Vec<SlotId>,
+    /// Obsolete `Entry::Slot`s still in `entries` (skipped when reached).
+    stale_entries: usize,
     queued_bytes: usize,
     limits: OutboxLimits,
     waker: Option<Waker>,
@@ -132,6 +137,7 @@ impl Outbox {
             slots: Vec::new(),
             free_slots: Vec::new(),
             deferred: Vec::new(),
+            stale_entries: 0,
             queued_bytes: 0,
             limits,
             waker: None,
@@ -156,6 +162,7 @@ impl Outbox {
         *slot = Slot {
             in_use: true,
             throttle,
+            gen: slot.gen.wrapping_add(1),
             ..Slot::default()
         };
         id
@@ -181,6 +188,11 @@ impl Outbox {
             self.queued_bytes -= v.len();
         }
         slot.in_use = false;
+        if slot.queued {
+            slot.queued = false;
+            slot.gen = slot.gen.wrapping_add(1);
+            self.stale_entries += 1;
+        }
         if slot.deferred {
             slot.deferred = false;
             self.deferred.retain(|d| *d != id);
@@ -215,8 +227,16 @@ impl Outbox {
         if replaced {
             if slot.deferred {
                 self.stats.throttled += 1;
-            } else {
-                self.stats.conflated += 1;
+                return Offer::Replaced;
+            }
+            self.stats.conflated += 1;
+            if slot.queued {
+                // The newer value takes its place at the back, so that what is sent stays
+                // in the order it was published (per-symbol `seq` never goes backwards).
+                slot.gen = slot.gen.wrapping_add(1);
+                self.entries.push_back(Entry::Slot(id, slot.gen));
+                self.stale_entries += 1;
+                self.compact_if_needed();
             }
             return Offer::Replaced;
         }
@@ -235,7 +255,7 @@ impl Outbox {
         }
         if !slot.queued {
             slot.queued = true;
-            self.entries.push_back(Entry::Slot(id));
+            self.entries.push_back(Entry::Slot(id, slot.gen));
         }
         self.wake();
         if self.queued_bytes > self.limits.max_queued_bytes {
@@ -272,10 +292,12 @@ impl Outbox {
         self.entries = VecDeque::new();
         self.frames = VecDeque::new();
         self.deferred = Vec::new();
+        self.stale_entries = 0;
         for slot in &mut self.slots {
             slot.value = None;
             slot.queued = false;
             slot.deferred = false;
+            slot.gen = slot.gen.wrapping_add(1);
         }
         self.queued_bytes = 0;
         self.wake();
@@ -305,7 +327,7 @@ impl Outbox {
                 slot.next_due = slot.throttle.map(|t| now + t);
                 if !slot.queued && slot.value.is_some() {
                     slot.queued = true;
-                    self.entries.push_back(Entry::Slot(id));
+                    self.entries.push_back(Entry::Slot(id, slot.gen));
                 }
                 self.deferred.swap_remove(i);
             } else {
@@ -329,8 +351,12 @@ impl Outbox {
         while let Some(entry) = self.entries.pop_front() {
             let frame = match entry {
                 Entry::Frame => self.frames.pop_front(),
-                Entry::Slot(id) => {
+                Entry::Slot(id, gen) => {
                     let slot = &mut self.slots[id as usize];
+                    if slot.gen != gen {
+                        self.stale_entries -= 1;
+                        continue;
+                    }
                     slot.queued = false;
                     slot.value.take()
                 }
@@ -390,6 +416,25 @@ impl Outbox {
         self.stats
     }
 
+    /// Drops obsolete entries once they outnumber the live ones, so a conflating client's
+    /// queue stays proportional to its subscriptions and pending events.
+    fn compact_if_needed(&mut self) {
+        if self.stale_entries < 64 || self.stale_entries * 2 < self.entries.len() {
+            return;
+        }
+        let slots = &self.slots;
+        self.entries.retain(|e| match *e {
+            Entry::Frame => true,
+            Entry::Slot(id, gen) => slots[id as usize].gen == gen,
+        });
+        self.stale_entries = 0;
+    }
+
+    /// Number of queued entries (events and slot references), for tests and metrics.
+    pub fn queued_entries(&self) -> usize {
+        self.entries.len()
+    }
+
     fn wake(&mut self) {
         if let Some(w) = self.waker.take() {
             w.wake();
@@ -421,7 +466,8 @@ mod tests {
         o.push_event(Bytes::from_static(b"t1"));
         assert_eq!(o.offer(q, 2, &Bytes::from_static(b"q2"), None), Offer::Replaced);
         o.push_event(Bytes::from_static(b"t2"));
-        assert_eq!(drain(&mut o), vec!["q2", "t1", "t2"]);
+        // The newer quote moved behind the trade that was published before it.
+        assert_eq!(drain(&mut o), vec!["t1", "q2", "t2"]);
         assert_eq!(o.stats().conflated, 1);
         assert_eq!(o.queued_bytes(), 0);
     }
@@ -481,6 +527,21 @@ mod tests {
         assert_eq!(o.sweep_lag(t0 + Duration::from_secs(3)), Duration::from_secs(3));
         drain(&mut o);
         assert_eq!(o.sweep_lag(t0 + Duration::from_secs(4)), Duration::ZERO);
+    }
+
+    #[test]
+    fn conflation_keeps_the_queue_bounded() {
+        let mut o = Outbox::new(OutboxLimits {
+            max_queued_bytes: 1 << 20,
+        });
+        let slots: Vec<_> = (0..10).map(|_| o.alloc_slot(None)).collect();
+        for seq in 1..100_000u64 {
+            let id = slots[(seq % 10) as usize];
+            o.offer(id, seq, &Bytes::from_static(b"q"), None);
+        }
+        assert!(o.queued_entries() <= 2 * 10 + 64, "{}", o.queued_entries());
+        let out = drain(&mut o);
+        assert_eq!(out.len(), 10);
     }
 
     #[test]

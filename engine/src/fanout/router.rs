@@ -48,6 +48,16 @@ struct Subscriber {
     quote_slot: Option<SlotId>,
     book_slot: Option<SlotId>,
     depth: u8,
+    /// Per channel: ticks with a `seq` at or below this predate the snapshot the session got
+    /// when it subscribed (they may still sit in this worker's queue) and are skipped.
+    start_seq: [u64; 3],
+}
+
+impl Subscriber {
+    #[inline]
+    fn wants(&self, channel: Channel, seq: u64) -> bool {
+        self.channels.contains(channel) && seq > self.start_seq[channel as usize]
+    }
 }
 
 /// Counters of one router (single-threaded, read by metrics).
@@ -122,6 +132,7 @@ impl Router {
                     quote_slot: None,
                     book_slot: None,
                     depth,
+                    start_seq: [0; 3],
                 });
                 list.len() - 1
             }
@@ -134,6 +145,15 @@ impl Router {
         let sub = &mut self.by_symbol[symbol.index()][idx];
         let added = spec.channels.without(sub.channels);
         let depth_changed = sub.depth != depth;
+        let snapshot_seq = [&last.quote, &last.book, &last.status]
+            .into_iter()
+            .flatten()
+            .map(|t| t.header.seq.0)
+            .max()
+            .unwrap_or(0);
+        for ch in added.iter() {
+            sub.start_seq[ch as usize] = snapshot_seq;
+        }
         sub.channels = sub.channels.union(spec.channels);
         sub.depth = depth;
         let mut ob = outbox.borrow_mut();
@@ -221,9 +241,13 @@ impl Router {
             return;
         }
         let seq = tick.header.chan_seq.0;
+        let symbol_seq = tick.header.seq.0;
         match &tick.body {
             TickBody::Quote(_) => {
                 for s in subs {
+                    if !s.wants(Channel::Quote, symbol_seq) {
+                        continue;
+                    }
                     if let Some(id) = s.quote_slot {
                         self.stats.offered += 1;
                         let r = s.outbox.borrow_mut().offer(id, seq, &tick.frame, now);
@@ -233,7 +257,7 @@ impl Router {
             }
             TickBody::Trade { .. } => {
                 for s in subs {
-                    if s.channels.contains(Channel::Trade) {
+                    if s.wants(Channel::Trade, symbol_seq) {
                         self.stats.offered += 1;
                         let r = s.outbox.borrow_mut().push_event(tick.frame.clone());
                         self.stats.overflow_closes += (r == Offer::Overflow) as u64;
@@ -251,7 +275,9 @@ impl Router {
                 self.book_cache.clear();
                 let enc = TickEncoder::new(self.hub.symbols().get(symbol));
                 for s in subs {
-                    let Some(id) = s.book_slot else { continue };
+                    let Some(id) = s.book_slot.filter(|_| s.wants(Channel::Book, symbol_seq)) else {
+                        continue;
+                    };
                     let frame = match self.book_cache.iter().find(|(d, _)| *d == s.depth) {
                         Some((_, f)) => f.clone(),
                         None => {

@@ -1,0 +1,19 @@
+//! # tickwire-server
+//!
+//! The network edge of Tickwire: actix-web HTTP routes and WebSocket client sessions on top
+//! of the engine's fan-out.
+//!
+//! * [`app`]: routes and server start-up.
+//! * [`session`]: the per-client session actor (requests, subscriptions, limits).
+//! * [`transport`]: the outbound WebSocket body that drains a session's outbox.
+//! * [`worker`]: per-worker router and the sweep (heartbeats, slow consumers).
+//! * [`protocol`]: client requests and replies.
+//! * [`config`], [`metrics`].
+
+pub mod app;
+pub mod config;
+pub mod metrics;
+pub mod protocol;
+pub mod session;
+pub mod transport;
+pub mod worker;

@@ -1,0 +1,128 @@
+//! The outbound half of a WebSocket connection: a response body that pulls frames from the
+//! session's outbox.
+//!
+//! actix-ws normally hands frames to the HTTP layer through a channel, copying each message
+//! into a per-connection encoder. We keep actix-ws for the handshake and the inbound decoder,
+//! but replace its outbound body with [`WsBody`]: actix-http polls it only when it can write,
+//! so the session's [`Outbox`](tickwire_engine::fanout::Outbox) is the one buffer where a
+//! slow client's data waits, and where it is conflated and bounded. Frames arrive already
+//! encoded (shared by every subscriber), so the body returns them as they are: no copy and
+//! no allocation per client per tick.
+//!
+//! Holding actix-ws's original body until we are dropped keeps its inbound stream alive for
+//! exactly as long as the connection.
+
+use std::cell::Cell;
+use std::convert::Infallible;
+use std::future::Future;
+use std::os::fd::RawFd;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use actix_web::body::{BodySize, BoxBody, MessageBody};
+use bytes::Bytes;
+use tokio::time::Sleep;
+
+use tickwire_engine::fanout::SharedOutbox;
+
+/// State shared by a session actor, its transport body and its worker's sweep.
+pub struct SessionShared {
+    pub id: u64,
+    pub outbox: SharedOutbox,
+    /// Last time the client sent anything.
+    pub last_seen: Cell<Instant>,
+    /// Last time the server sent a ping.
+    pub last_ping: Cell<Instant>,
+    /// Whether the transport body still exists (the connection is open).
+    pub body_alive: Cell<bool>,
+    /// The connection's socket, for cutting it when a closed client does not go away.
+    pub fd: Option<RawFd>,
+    /// When a closing session's connection will be cut.
+    pub close_deadline: Cell<Option<Instant>>,
+}
+
+impl SessionShared {
+    /// Cuts the TCP connection (both directions). The connection's dispatcher then fails
+    /// its next read or write and drops everything.
+    pub fn cut(&self) {
+        if !self.body_alive.get() {
+            return;
+        }
+        if let Some(fd) = self.fd {
+            // SAFETY: the fd belongs to this connection's TcpStream, which the HTTP
+            // dispatcher owns together with our body; `body_alive` is cleared when the body
+            // is dropped, and both live on this thread, so the fd is still open here.
+            let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+            let _ = socket2::SockRef::from(&fd).shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+/// See the module documentation.
+pub struct WsBody {
+    shared: Rc<SessionShared>,
+    throttle_timer: Option<Pin<Box<Sleep>>>,
+    _inbound_guard: BoxBody,
+}
+
+impl WsBody {
+    pub fn new(shared: Rc<SessionShared>, inbound_guard: BoxBody) -> Self {
+        WsBody {
+            shared,
+            throttle_timer: None,
+            _inbound_guard: inbound_guard,
+        }
+    }
+}
+
+impl Drop for WsBody {
+    fn drop(&mut self) {
+        self.shared.body_alive.set(false);
+    }
+}
+
+impl MessageBody for WsBody {
+    type Error = Infallible;
+
+    fn size(&self) -> BodySize {
+        BodySize::Stream
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        let this = self.get_mut();
+        let mut outbox = this.shared.outbox.borrow_mut();
+        if outbox.has_deferred() {
+            // Throttled values wait for their interval; a timer wakes us for the earliest.
+            loop {
+                match outbox.release_due(Instant::now()) {
+                    None => {
+                        this.throttle_timer = None;
+                        break;
+                    }
+                    Some(due) => {
+                        let due = tokio::time::Instant::from_std(due);
+                        match &mut this.throttle_timer {
+                            Some(t) if t.deadline() == due => {}
+                            Some(t) => t.as_mut().reset(due),
+                            None => this.throttle_timer = Some(Box::pin(tokio::time::sleep_until(due))),
+                        }
+                        let timer = this.throttle_timer.as_mut().expect("timer just set");
+                        if timer.as_mut().poll(cx).is_pending() {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        match outbox.next_frame(cx.waker()) {
+            Some(frame) => Poll::Ready(Some(Ok(frame))),
+            None if outbox.finished() => Poll::Ready(None),
+            None => Poll::Pending,
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! Per-worker state: the router and the registry of this worker's sessions.
+//!
+//! actix-web runs each worker on its own single-threaded runtime; every session lives on the
+//! worker that accepted its connection. The first connection on a worker creates its
+//! [`Worker`]: it claims one of the hub's worker queues, spawns the router loop that drains
+//! that queue, and spawns the *sweep*, one timer per worker (not per session) that sends
+//! heartbeats, closes slow consumers and silent clients, and cuts connections whose close
+//! did not complete in time.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tickwire_engine::fanout::{CloseReason, Hub, Router};
+use tickwire_engine::wire::{frame, Opcode};
+
+use crate::config::SessionLimits;
+use crate::metrics::Metrics;
+use crate::transport::SessionShared;
+
+thread_local! {
+    static CURRENT: RefCell<Option<Rc<Worker>>> = const { RefCell::new(None) };
+}
+
+/// See the module documentation.
+pub struct Worker {
+    pub router: Rc<RefCell<Router>>,
+    pub limits: Arc<SessionLimits>,
+    pub metrics: Arc<Metrics>,
+    sessions: RefCell<HashMap<u64, Rc<SessionShared>>>,
+    next_session: Cell<u64>,
+    index: usize,
+}
+
+impl Worker {
+    /// This thread's worker, created on first use.
+    pub fn current(hub: &Arc<Hub>, limits: &Arc<SessionLimits>, metrics: &Arc<Metrics>) -> Rc<Worker> {
+        CURRENT.with(|cell| {
+            if let Some(w) = cell.borrow().as_ref() {
+                return w.clone();
+            }
+            let index = hub.claim_worker();
+            let router = Rc::new(RefCell::new(Router::new(hub.clone(), index)));
+            let worker = Rc::new(Worker {
+                router: router.clone(),
+                limits: limits.clone(),
+                metrics: metrics.clone(),
+                sessions: RefCell::new(HashMap::new()),
+                next_session: Cell::new(0),
+                index,
+            });
+            actix_rt::spawn(Router::run(router));
+            actix_rt::spawn(sweep(Rc::downgrade(&worker)));
+            tracing::debug!(worker = index, "server worker attached to hub");
+            *cell.borrow_mut() = Some(worker.clone());
+            worker
+        })
+    }
+
+    /// A new session id, unique across workers.
+    pub fn next_session_id(&self) -> u64 {
+        let n = self.next_session.get();
+        self.next_session.set(n + 1);
+        (n << 6) | self.index as u64
+    }
+
+    /// Registers a session with the sweep.
+    pub fn add_session(&self, s: Rc<SessionShared>) {
+        self.sessions.borrow_mut().insert(s.id, s);
+    }
+
+    /// Number of sessions on this worker.
+    pub fn session_count(&self) -> usize {
+        self.sessions.borrow().len()
+    }
+}
+
+async fn sweep(worker: std::rc::Weak<Worker>) {
+    let period = match worker.upgrade() {
+        Some(w) => w.limits.sweep_interval,
+        None => return,
+    };
+    let mut timer = tokio::time::interval(period);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let ping = frame(Opcode::Ping, b"");
+    loop {
+        timer.tick().await;
+        let Some(w) = worker.upgrade() else { return };
+        let now = Instant::now();
+        let limits = &w.limits;
+        // Connections that are gone leave the registry; their actors have stopped too.
+        w.sessions.borrow_mut().retain(|_, s| s.body_alive.get());
+        for s in w.sessions.borrow().values() {
+            let mut outbox = s.outbox.borrow_mut();
+            if outbox.closing().is_none() {
+                if outbox.sweep_lag(now) > limits.max_lag {
+                    outbox.close(CloseReason::SLOW_CONSUMER);
+                } else if now.duration_since(s.last_seen.get()) > limits.client_timeout {
+                    outbox.close(CloseReason::HEARTBEAT_TIMEOUT);
+                } else if now.duration_since(s.last_ping.get()) >= limits.ping_interval {
+                    s.last_ping.set(now);
+                    outbox.push_event(ping.clone());
+                }
+            }
+            if let Some(reason) = outbox.closing() {
+                match s.close_deadline.get() {
+                    None => {
+                        if reason.code == CloseReason::SLOW_CONSUMER.code {
+                            w.metrics.slow_consumer_closes.inc();
+                            tracing::info!(session = s.id, "closing slow consumer");
+                        }
+                        s.close_deadline.set(Some(now + limits.close_grace));
+                    }
+                    Some(deadline) if now >= deadline && s.body_alive.get() => {
+                        tracing::info!(session = s.id, code = reason.code, "close did not complete; cutting connection");
+                        s.cut();
+                        s.close_deadline.set(Some(now + limits.close_grace));
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! Test harness: starts the real `tickwire` binary on a free loopback port and talks to it
+//! with a real WebSocket client (tokio-tungstenite).
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::net::TcpStream as TokioTcp;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// A running server process, killed on drop.
+pub struct Server {
+    pub port: u16,
+    pub child: Child,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind an ephemeral port")
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Server {
+    /// Starts `tickwire serve` with `args` (plus `--listen`) and waits until it answers.
+    pub fn start(args: &[&str]) -> Server {
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let child = Command::new(env!("CARGO_BIN_EXE_tickwire"))
+            .arg("serve")
+            .args(["--listen", &listen])
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start tickwire");
+        let server = Server { port, child };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(body) = server.try_get("/healthz") {
+                if body.contains("ok") {
+                    return server;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("server did not come up on port {port}");
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://127.0.0.1:{}/ws", self.port)
+    }
+
+    /// A plain HTTP/1.1 GET; returns the body.
+    pub fn try_get(&self, path: &str) -> std::io::Result<String> {
+        self.request("GET", path)
+    }
+
+    pub fn get(&self, path: &str) -> String {
+        self.try_get(path).expect("HTTP GET")
+    }
+
+    pub fn post(&self, path: &str) -> String {
+        self.request("POST", path).expect("HTTP POST")
+    }
+
+    fn request(&self, method: &str, path: &str) -> std::io::Result<String> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port))?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut out = String::new();
+        s.read_to_string(&mut out)?;
+        Ok(out
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default())
+    }
+
+    pub fn stats(&self) -> Value {
+        serde_json::from_str(&self.get("/stats")).expect("stats JSON")
+    }
+
+    /// Resident set size of the server process in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("read /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS line")
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A WebSocket client speaking the JSON protocol.
+pub struct Client {
+    pub ws: WebSocketStream<MaybeTlsStream<TokioTcp>>,
+}
+
+/// How a connection ended, as seen by the client.
+#[derive(Debug, PartialEq)]
+pub enum Ended {
+    Closed(Option<(u16, String)>),
+    Error(String),
+}
+
+impl Client {
+    pub async fn connect(server: &Server) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(server.url())
+            .await
+            .expect("WebSocket connect");
+        Client { ws }
+    }
+
+    pub async fn send(&mut self, v: Value) {
+        self.ws
+            .send(Message::text(v.to_string()))
+            .await
+            .expect("send");
+    }
+
+    pub async fn send_raw(&mut self, m: Message) {
+        self.ws.send(m).await.expect("send");
+    }
+
+    /// Next JSON message (a batch array is flattened by the caller via `recv_all`).
+    pub async fn recv(&mut self, timeout: Duration) -> Option<Value> {
+        loop {
+            let m = tokio::time::timeout(timeout, self.ws.next()).await.ok()??;
+            match m.ok()? {
+                Message::Text(t) => return Some(serde_json::from_str(&t).expect("server JSON")),
+                Message::Close(_) => return None,
+                _ => continue,
+            }
+        }
+    }
+
+    /// Every message received within `window`.
+    pub async fn collect_for(&mut self, window: Duration) -> Vec<Value> {
+        let end = tokio::time::Instant::now() + window;
+        let mut out = Vec::new();
+        while let Ok(Some(Ok(m))) = tokio::time::timeout_at(end, self.ws.next()).await {
+            if let Message::Text(t) = m {
+                out.push(serde_json::from_str(&t).expect("server JSON"));
+            }
+        }
+        out
+    }
+
+    /// Receives until `pred` matches; panics after `timeout`.
+    pub async fn recv_until(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        let end = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = end.saturating_duration_since(tokio::time::Instant::now());
+            match self.recv(left).await {
+                Some(v) if pred(&v) => return v,
+                Some(_) => continue,
+                None => panic!("no matching message within {timeout:?}"),
+            }
+        }
+    }
+
+    /// Reads until the connection ends and reports how.
+    pub async fn wait_end(&mut self, timeout: Duration) -> Ended {
+        let end = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(end, self.ws.next()).await {
+                Err(_) => panic!("connection did not end within {timeout:?}"),
+                Ok(None) => return Ended::Closed(None),
+                Ok(Some(Err(e))) => return Ended::Error(e.to_string()),
+                Ok(Some(Ok(Message::Close(frame)))) => {
+                    return Ended::Closed(frame.map(|f| (u16::from(f.code), f.reason.to_string())))
+                }
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+}
+
+pub fn code(c: CloseCode) -> u16 {
+    u16::from(c)
+}
+
+pub fn subscribe(id: i64, symbols: &[&str], channels: &[&str]) -> Value {
+    serde_json::json!({"op":"subscribe","id":id,"symbols":symbols,"channels":channels})
+}
+
+pub fn msg_type(v: &Value) -> &str {
+    v["type"].as_str().unwrap_or("")
+}
