@@ -75,6 +75,8 @@ pub struct ServerConfig {
     pub session: SessionLimits,
     /// Enables `POST /admin/fault/...` (drills and tests).
     pub fault_injection: bool,
+    /// Delay before a failed feed's first restart.
+    pub feed_backoff: Duration,
 }
 
 impl Default for ServerConfig {
@@ -90,6 +92,7 @@ impl Default for ServerConfig {
             },
             session: SessionLimits::default(),
             fault_injection: false,
+            feed_backoff: Duration::from_millis(100),
         }
     }
 }

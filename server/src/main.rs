@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 
+use tickwire_engine::actors::Backoff;
 use tickwire_engine::{Engine, EngineConfig};
 use tickwire_feeds::{SyntheticAdapter, SyntheticConfig};
 use tickwire_server::app;
@@ -71,6 +72,9 @@ struct ServeArgs {
     /// Largest client message in bytes (larger: close 1009).
     #[arg(long, default_value_t = 64 << 10)]
     max_message_bytes: usize,
+    /// Milliseconds before a failed feed's first restart (doubling up to 10 s).
+    #[arg(long, default_value_t = 100)]
+    feed_backoff_ms: u64,
     /// Enable POST /admin/fault/... (drills and tests only).
     #[arg(long)]
     enable_fault_injection: bool,
@@ -98,6 +102,7 @@ impl ServeArgs {
                 seed: self.seed,
             },
             fault_injection: self.enable_fault_injection,
+            feed_backoff: Duration::from_millis(self.feed_backoff_ms),
             ..ServerConfig::default()
         };
         let s = &mut c.session;
@@ -151,6 +156,11 @@ fn main() -> anyhow::Result<()> {
             EngineConfig {
                 book_threads: config.book_threads,
                 server_workers: config.workers,
+                backoff: Backoff {
+                    initial: config.feed_backoff,
+                    max: config.feed_backoff.max(Duration::from_secs(10)),
+                    ..Backoff::default()
+                },
                 ..EngineConfig::default()
             },
         )

@@ -183,8 +183,9 @@ impl BookActor {
                     .replace(bids.into_iter().map(lv), asks.into_iter().map(lv));
                 self.coalescer.touch_all();
                 self.synced = true;
-                self.publish_changes(meta.ts, meta.recv_ts);
+                // `live` first, so a client knows the snapshot that follows is current.
                 self.set_state(FeedState::Live, "snapshot");
+                self.publish_changes(meta.ts, meta.recv_ts);
             }
             FeedEvent::Delta { meta, changes } => {
                 if !self.synced {

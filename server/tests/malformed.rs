@@ -1,0 +1,106 @@
+//! Acceptance 6 of the core issue: every malformed client message gets its defined error,
+//! the session stays open, and other subscriptions keep flowing. Oversized frames close the
+//! offending connection with 1009 without disturbing anyone else.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{subscribe, Client, Ended, Server};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+/// (what the client sends, expected error code, expected id in the reply)
+fn cases() -> Vec<(String, &'static str, Value)> {
+    let huge: Vec<String> = (0..5000).map(|i| format!("S{i}")).collect();
+    let sub = |extra: &str| {
+        format!(r#"{{"op":"subscribe","id":20,"symbols":["SYM0001"],"channels":["quote"]{extra}}}"#)
+    };
+    vec![
+        ("not json".into(), "bad_request", Value::Null),
+        (r#"{"op":"subscribe""#.into(), "bad_request", Value::Null),
+        ("[]".into(), "bad_request", Value::Null),
+        (r#""hello""#.into(), "bad_request", Value::Null),
+        ("42".into(), "bad_request", Value::Null),
+        ("{}".into(), "bad_request", Value::Null),
+        (r#"{"op":5,"id":1}"#.into(), "bad_request", json!(1)),
+        (r#"{"op":"dance","id":2}"#.into(), "unknown_op", json!(2)),
+        (r#"{"op":"subscribe","id":3}"#.into(), "bad_request", json!(3)),
+        (r#"{"op":"subscribe","id":4,"symbols":"SYM0001","channels":["quote"]}"#.into(), "bad_request", json!(4)),
+        (r#"{"op":"subscribe","id":5,"symbols":[],"channels":["quote"]}"#.into(), "bad_request", json!(5)),
+        (r#"{"op":"subscribe","id":6,"symbols":[1,2],"channels":["quote"]}"#.into(), "bad_request", json!(6)),
+        (r#"{"op":"subscribe","id":7,"symbols":["NOPE"],"channels":["quote"]}"#.into(), "unknown_symbol", json!(7)),
+        (r#"{"op":"subscribe","id":8,"symbols":["SYM0001"]}"#.into(), "bad_request", json!(8)),
+        (r#"{"op":"subscribe","id":9,"symbols":["SYM0001"],"channels":[]}"#.into(), "bad_request", json!(9)),
+        (r#"{"op":"subscribe","id":10,"symbols":["SYM0001"],"channels":["candles"]}"#.into(), "unknown_channel", json!(10)),
+        (r#"{"op":"subscribe","id":11,"symbols":["SYM0001"],"channels":"quote"}"#.into(), "bad_request", json!(11)),
+        (sub(r#","depth":0"#), "bad_request", json!(20)),
+        (sub(r#","depth":51"#), "bad_request", json!(20)),
+        (sub(r#","depth":"10""#), "bad_request", json!(20)),
+        (sub(r#","throttle_ms":-1"#), "bad_request", json!(20)),
+        (sub(r#","throttle_ms":1000000000"#), "bad_request", json!(20)),
+        (sub(r#","chanels":["quote"]"#), "bad_request", json!(20)),
+        (json!({"op":"subscribe","id":12,"symbols":huge,"channels":["quote"]}).to_string(), "limit_exceeded", json!(12)),
+        (r#"{"op":"subscribe","id":{"a":1},"symbols":["SYM0001"],"channels":["quote"]}"#.into(), "bad_request", Value::Null),
+        (r#"{"op":"ping","id":13,"extra":true}"#.into(), "bad_request", json!(13)),
+        (r#"{"op":"unsubscribe","id":14,"symbols":["NOPE"],"channels":["quote"]}"#.into(), "unknown_symbol", json!(14)),
+        (json!({"op":"subscribe","id":15,"symbols":["X".repeat(1000)],"channels":["quote"]}).to_string(), "unknown_symbol", json!(15)),
+        (r#"{"op":"subscribe","id":"s-16","symbols":["SYM0001","NOPE"],"channels":["trade"]}"#.into(), "unknown_symbol", json!("s-16")),
+    ]
+}
+
+#[tokio::test]
+async fn every_malformed_message_gets_its_error_and_the_session_survives() {
+    let server = Server::start(&["--symbols", "5", "--rate", "500"]);
+    let mut c = Client::connect(&server).await;
+    c.send(subscribe(100, &["SYM0002"], &["quote"])).await;
+    let cases = cases();
+    assert!(cases.len() >= 20);
+    for (i, (text, code, id)) in cases.iter().enumerate() {
+        c.send_raw(Message::text(text.clone())).await;
+        let err = c
+            .recv_until(Duration::from_secs(5), |m| m["type"] == "error")
+            .await;
+        assert_eq!(err["code"], *code, "case {i}: {text:.80} -> {err}");
+        assert_eq!(err["id"], *id, "case {i}: id echoed");
+        assert!(!err["message"].as_str().unwrap().is_empty());
+        // Still open and still answering.
+        c.send(json!({"op":"ping","id":1000 + i})).await;
+        let pong = c
+            .recv_until(Duration::from_secs(5), |m| m["type"] == "pong")
+            .await;
+        assert_eq!(pong["id"], 1000 + i);
+    }
+    // A binary frame is refused with its own code.
+    c.send_raw(Message::binary(vec![1u8, 2, 3])).await;
+    let err = c
+        .recv_until(Duration::from_secs(5), |m| m["type"] == "error")
+        .await;
+    assert_eq!(err["code"], "unsupported");
+    // Nothing above was applied: only the original subscription flows.
+    let msgs = c.collect_for(Duration::from_millis(500)).await;
+    assert!(msgs.iter().any(|m| m["symbol"] == "SYM0002"));
+    assert!(msgs
+        .iter()
+        .all(|m| m["symbol"].is_null() || m["symbol"] == "SYM0002"));
+}
+
+#[tokio::test]
+async fn oversized_frame_closes_1009_and_others_are_unaffected() {
+    let server = Server::start(&["--symbols", "5", "--rate", "1000", "--max-message-bytes", "4096"]);
+    let mut bystander = Client::connect(&server).await;
+    bystander.send(subscribe(1, &["SYM0001"], &["trade", "quote"])).await;
+    bystander.collect_for(Duration::from_millis(300)).await;
+
+    let mut abuser = Client::connect(&server).await;
+    abuser.send_raw(Message::text("x".repeat(10_000))).await;
+    match abuser.wait_end(Duration::from_secs(5)).await {
+        Ended::Closed(Some((code, reason))) => {
+            assert_eq!(code, 1009);
+            assert_eq!(reason, "message too big");
+        }
+        other => panic!("expected close 1009, got {other:?}"),
+    }
+    let after = bystander.collect_for(Duration::from_secs(1)).await;
+    assert!(after.iter().filter(|m| m["type"] == "quote").count() > 10);
+}
