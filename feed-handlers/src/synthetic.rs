@@ -99,8 +99,10 @@ impl SyntheticMarket {
             };
             let (mut b, mut a) = (mid - 1, mid + 1);
             for _ in 0..depth {
-                book.bids.push((b, lot * (1 + (rng.next_u64() % 50) as i64)));
-                book.asks.push((a, lot * (1 + (rng.next_u64() % 50) as i64)));
+                book.bids
+                    .push((b, lot * (1 + (rng.next_u64() % 50) as i64)));
+                book.asks
+                    .push((a, lot * (1 + (rng.next_u64() % 50) as i64)));
                 b -= 1 + (rng.next_u64() % 3) as i64;
                 a += 1 + (rng.next_u64() % 3) as i64;
             }
@@ -488,7 +490,10 @@ mod tests {
             }
         }
         assert_eq!(quotes, steps, "one top-of-book change per step");
-        assert!(trades > steps / 10 && trades < steps / 2, "trades: {trades}");
+        assert!(
+            trades > steps / 10 && trades < steps / 2,
+            "trades: {trades}"
+        );
         for (i, (book, _)) in books.iter().enumerate() {
             let (b, a) = m.snapshot(i);
             let got_b: Vec<_> = book.levels(Side::Buy).map(|l| (l.price, l.qty)).collect();

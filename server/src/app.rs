@@ -65,10 +65,7 @@ async fn ws_upgrade(
         .max_frame_size(limits.max_message_bytes)
         .aggregate_continuations()
         .max_continuation_size(limits.max_message_bytes);
-    let peer = req
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    let peer = req.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     let symbols = state.engine.symbols().clone();
     let session_shared = shared.clone();
     Session::create(move |ctx| {
@@ -119,7 +116,10 @@ async fn fault_feed(state: web::Data<AppState>, name: web::Path<String>) -> Http
     if !state.fault_injection {
         return HttpResponse::NotFound().finish();
     }
-    match state.engine.inject_feed_fault(&name, "injected by admin request") {
+    match state
+        .engine
+        .inject_feed_fault(&name, "injected by admin request")
+    {
         Ok(()) => HttpResponse::Accepted().body("fault injected\n"),
         Err(e) => HttpResponse::NotFound().body(format!("{e}\n")),
     }

@@ -16,7 +16,11 @@ use tickwire_server::app;
 use tickwire_server::config::{FeedChoice, ServerConfig};
 
 #[derive(Parser)]
-#[command(name = "tickwire", version, about = "Actor-based market-data feed engine")]
+#[command(
+    name = "tickwire",
+    version,
+    about = "Actor-based market-data feed engine"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -143,7 +147,10 @@ fn main() -> anyhow::Result<()> {
             seed,
         } = config.feed;
         anyhow::ensure!(symbols > 0, "--symbols must be at least 1");
-        anyhow::ensure!(rate >= 0.0 && rate.is_finite(), "--rate must be a non-negative number");
+        anyhow::ensure!(
+            rate >= 0.0 && rate.is_finite(),
+            "--rate must be a non-negative number"
+        );
         let adapter = SyntheticAdapter::new(SyntheticConfig {
             symbols,
             rate,

@@ -358,8 +358,8 @@ mod tests {
 
     #[test]
     fn keeps_id_on_errors() {
-        let e = parse(r#"{"op":"subscribe","id":"x","symbols":[],"channels":["quote"]}"#)
-            .unwrap_err();
+        let e =
+            parse(r#"{"op":"subscribe","id":"x","symbols":[],"channels":["quote"]}"#).unwrap_err();
         assert_eq!(e.id, Some(RequestId::Str("x".into())));
         assert_eq!(e.code, ErrorCode::BadRequest);
     }

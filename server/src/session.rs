@@ -124,10 +124,7 @@ impl Session {
                 {
                     let mut router = self.worker.router.borrow_mut();
                     for s in ids {
-                        if router
-                            .unsubscribe(self.shared.id, s, channels)
-                            .is_empty()
-                        {
+                        if router.unsubscribe(self.shared.id, s, channels).is_empty() {
                             self.subscribed.retain(|x| *x != s);
                         }
                     }
@@ -238,4 +235,3 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for Session {
         ctx.stop();
     }
 }
-

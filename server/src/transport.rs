@@ -109,7 +109,9 @@ impl MessageBody for WsBody {
                         match &mut this.throttle_timer {
                             Some(t) if t.deadline() == due => {}
                             Some(t) => t.as_mut().reset(due),
-                            None => this.throttle_timer = Some(Box::pin(tokio::time::sleep_until(due))),
+                            None => {
+                                this.throttle_timer = Some(Box::pin(tokio::time::sleep_until(due)))
+                            }
                         }
                         let timer = this.throttle_timer.as_mut().expect("timer just set");
                         if timer.as_mut().poll(cx).is_pending() {

@@ -36,7 +36,11 @@ pub struct Worker {
 
 impl Worker {
     /// This thread's worker, created on first use.
-    pub fn current(hub: &Arc<Hub>, limits: &Arc<SessionLimits>, metrics: &Arc<Metrics>) -> Rc<Worker> {
+    pub fn current(
+        hub: &Arc<Hub>,
+        limits: &Arc<SessionLimits>,
+        metrics: &Arc<Metrics>,
+    ) -> Rc<Worker> {
         CURRENT.with(|cell| {
             if let Some(w) = cell.borrow().as_ref() {
                 return w.clone();
@@ -114,7 +118,11 @@ async fn sweep(worker: std::rc::Weak<Worker>) {
                         s.close_deadline.set(Some(now + limits.close_grace));
                     }
                     Some(deadline) if now >= deadline && s.body_alive.get() => {
-                        tracing::info!(session = s.id, code = reason.code, "close did not complete; cutting connection");
+                        tracing::info!(
+                            session = s.id,
+                            code = reason.code,
+                            "close did not complete; cutting connection"
+                        );
                         s.cut();
                         s.close_deadline.set(Some(now + limits.close_grace));
                     }

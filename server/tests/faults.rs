@@ -15,10 +15,21 @@ fn is_status(m: &Value, state: &str) -> bool {
 #[tokio::test]
 async fn feed_fault_goes_stale_then_live_and_books_resync() {
     let mut server = Server::start(&[
-        "--symbols", "5", "--rate", "1000", "--enable-fault-injection", "--feed-backoff-ms", "300",
+        "--symbols",
+        "5",
+        "--rate",
+        "1000",
+        "--enable-fault-injection",
+        "--feed-backoff-ms",
+        "300",
     ]);
     let mut c = Client::connect(&server).await;
-    c.send(subscribe(1, &["SYM0001", "SYM0002"], &["quote", "book", "trade"])).await;
+    c.send(subscribe(
+        1,
+        &["SYM0001", "SYM0002"],
+        &["quote", "book", "trade"],
+    ))
+    .await;
     c.collect_for(Duration::from_millis(500)).await;
 
     for round in 0..2 {
@@ -30,7 +41,10 @@ async fn feed_fault_goes_stale_then_live_and_books_resync() {
                 .iter()
                 .position(|m| is_status(m, "stale") && of_sym(&m))
                 .unwrap_or_else(|| panic!("round {round}: no stale status for {sym}"));
-            assert!(msgs[stale]["reason"].as_str().unwrap().contains("feed down"));
+            assert!(msgs[stale]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("feed down"));
             let live = stale
                 + msgs[stale..]
                     .iter()
@@ -53,7 +67,9 @@ async fn feed_fault_goes_stale_then_live_and_books_resync() {
             let quote = after
                 .iter()
                 .find(|m| m["type"] == "quote" && m["seq"].as_u64() == Some(book_seq - 1))
-                .unwrap_or_else(|| panic!("round {round}: no quote published with the snapshot of {sym}"));
+                .unwrap_or_else(|| {
+                    panic!("round {round}: no quote published with the snapshot of {sym}")
+                });
             assert_eq!(quote["bid"], after[book]["bids"][0][0]);
             assert_eq!(quote["ask"], after[book]["asks"][0][0]);
             let bid: f64 = quote["bid"].as_str().unwrap().parse().unwrap();
@@ -67,9 +83,16 @@ async fn feed_fault_goes_stale_then_live_and_books_resync() {
 
 #[tokio::test]
 async fn book_fault_restarts_only_that_book() {
-    let mut server = Server::start(&["--symbols", "5", "--rate", "1000", "--enable-fault-injection"]);
+    let mut server = Server::start(&[
+        "--symbols",
+        "5",
+        "--rate",
+        "1000",
+        "--enable-fault-injection",
+    ]);
     let mut c = Client::connect(&server).await;
-    c.send(subscribe(1, &["SYM0001", "SYM0002"], &["quote", "book"])).await;
+    c.send(subscribe(1, &["SYM0001", "SYM0002"], &["quote", "book"]))
+        .await;
     c.collect_for(Duration::from_millis(300)).await;
     server.post("/admin/fault/book/SYM0001");
     let msgs = c.collect_for(Duration::from_secs(2)).await;
@@ -88,7 +111,9 @@ async fn book_fault_restarts_only_that_book() {
         .iter()
         .any(|m| m["type"] == "book" && m["symbol"] == "SYM0001"));
     assert!(
-        !msgs.iter().any(|m| m["type"] == "status" && m["symbol"] == "SYM0002"),
+        !msgs
+            .iter()
+            .any(|m| m["type"] == "status" && m["symbol"] == "SYM0002"),
         "other books are not disturbed"
     );
     let stats = server.stats();

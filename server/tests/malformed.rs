@@ -25,27 +25,93 @@ fn cases() -> Vec<(String, &'static str, Value)> {
         ("{}".into(), "bad_request", Value::Null),
         (r#"{"op":5,"id":1}"#.into(), "bad_request", json!(1)),
         (r#"{"op":"dance","id":2}"#.into(), "unknown_op", json!(2)),
-        (r#"{"op":"subscribe","id":3}"#.into(), "bad_request", json!(3)),
-        (r#"{"op":"subscribe","id":4,"symbols":"SYM0001","channels":["quote"]}"#.into(), "bad_request", json!(4)),
-        (r#"{"op":"subscribe","id":5,"symbols":[],"channels":["quote"]}"#.into(), "bad_request", json!(5)),
-        (r#"{"op":"subscribe","id":6,"symbols":[1,2],"channels":["quote"]}"#.into(), "bad_request", json!(6)),
-        (r#"{"op":"subscribe","id":7,"symbols":["NOPE"],"channels":["quote"]}"#.into(), "unknown_symbol", json!(7)),
-        (r#"{"op":"subscribe","id":8,"symbols":["SYM0001"]}"#.into(), "bad_request", json!(8)),
-        (r#"{"op":"subscribe","id":9,"symbols":["SYM0001"],"channels":[]}"#.into(), "bad_request", json!(9)),
-        (r#"{"op":"subscribe","id":10,"symbols":["SYM0001"],"channels":["candles"]}"#.into(), "unknown_channel", json!(10)),
-        (r#"{"op":"subscribe","id":11,"symbols":["SYM0001"],"channels":"quote"}"#.into(), "bad_request", json!(11)),
+        (
+            r#"{"op":"subscribe","id":3}"#.into(),
+            "bad_request",
+            json!(3),
+        ),
+        (
+            r#"{"op":"subscribe","id":4,"symbols":"SYM0001","channels":["quote"]}"#.into(),
+            "bad_request",
+            json!(4),
+        ),
+        (
+            r#"{"op":"subscribe","id":5,"symbols":[],"channels":["quote"]}"#.into(),
+            "bad_request",
+            json!(5),
+        ),
+        (
+            r#"{"op":"subscribe","id":6,"symbols":[1,2],"channels":["quote"]}"#.into(),
+            "bad_request",
+            json!(6),
+        ),
+        (
+            r#"{"op":"subscribe","id":7,"symbols":["NOPE"],"channels":["quote"]}"#.into(),
+            "unknown_symbol",
+            json!(7),
+        ),
+        (
+            r#"{"op":"subscribe","id":8,"symbols":["SYM0001"]}"#.into(),
+            "bad_request",
+            json!(8),
+        ),
+        (
+            r#"{"op":"subscribe","id":9,"symbols":["SYM0001"],"channels":[]}"#.into(),
+            "bad_request",
+            json!(9),
+        ),
+        (
+            r#"{"op":"subscribe","id":10,"symbols":["SYM0001"],"channels":["candles"]}"#.into(),
+            "unknown_channel",
+            json!(10),
+        ),
+        (
+            r#"{"op":"subscribe","id":11,"symbols":["SYM0001"],"channels":"quote"}"#.into(),
+            "bad_request",
+            json!(11),
+        ),
         (sub(r#","depth":0"#), "bad_request", json!(20)),
         (sub(r#","depth":51"#), "bad_request", json!(20)),
         (sub(r#","depth":"10""#), "bad_request", json!(20)),
         (sub(r#","throttle_ms":-1"#), "bad_request", json!(20)),
-        (sub(r#","throttle_ms":1000000000"#), "bad_request", json!(20)),
+        (
+            sub(r#","throttle_ms":1000000000"#),
+            "bad_request",
+            json!(20),
+        ),
         (sub(r#","chanels":["quote"]"#), "bad_request", json!(20)),
-        (json!({"op":"subscribe","id":12,"symbols":huge,"channels":["quote"]}).to_string(), "limit_exceeded", json!(12)),
-        (r#"{"op":"subscribe","id":{"a":1},"symbols":["SYM0001"],"channels":["quote"]}"#.into(), "bad_request", Value::Null),
-        (r#"{"op":"ping","id":13,"extra":true}"#.into(), "bad_request", json!(13)),
-        (r#"{"op":"unsubscribe","id":14,"symbols":["NOPE"],"channels":["quote"]}"#.into(), "unknown_symbol", json!(14)),
-        (json!({"op":"subscribe","id":15,"symbols":["X".repeat(1000)],"channels":["quote"]}).to_string(), "unknown_symbol", json!(15)),
-        (r#"{"op":"subscribe","id":"s-16","symbols":["SYM0001","NOPE"],"channels":["trade"]}"#.into(), "unknown_symbol", json!("s-16")),
+        (
+            json!({"op":"subscribe","id":12,"symbols":huge,"channels":["quote"]}).to_string(),
+            "limit_exceeded",
+            json!(12),
+        ),
+        (
+            r#"{"op":"subscribe","id":{"a":1},"symbols":["SYM0001"],"channels":["quote"]}"#.into(),
+            "bad_request",
+            Value::Null,
+        ),
+        (
+            r#"{"op":"ping","id":13,"extra":true}"#.into(),
+            "bad_request",
+            json!(13),
+        ),
+        (
+            r#"{"op":"unsubscribe","id":14,"symbols":["NOPE"],"channels":["quote"]}"#.into(),
+            "unknown_symbol",
+            json!(14),
+        ),
+        (
+            json!({"op":"subscribe","id":15,"symbols":["X".repeat(1000)],"channels":["quote"]})
+                .to_string(),
+            "unknown_symbol",
+            json!(15),
+        ),
+        (
+            r#"{"op":"subscribe","id":"s-16","symbols":["SYM0001","NOPE"],"channels":["trade"]}"#
+                .into(),
+            "unknown_symbol",
+            json!("s-16"),
+        ),
     ]
 }
 
@@ -87,9 +153,18 @@ async fn every_malformed_message_gets_its_error_and_the_session_survives() {
 
 #[tokio::test]
 async fn oversized_frame_closes_1009_and_others_are_unaffected() {
-    let server = Server::start(&["--symbols", "5", "--rate", "1000", "--max-message-bytes", "4096"]);
+    let server = Server::start(&[
+        "--symbols",
+        "5",
+        "--rate",
+        "1000",
+        "--max-message-bytes",
+        "4096",
+    ]);
     let mut bystander = Client::connect(&server).await;
-    bystander.send(subscribe(1, &["SYM0001"], &["trade", "quote"])).await;
+    bystander
+        .send(subscribe(1, &["SYM0001"], &["trade", "quote"]))
+        .await;
     bystander.collect_for(Duration::from_millis(300)).await;
 
     let mut abuser = Client::connect(&server).await;

@@ -12,10 +12,16 @@ use common::{subscribe, Client, Ended, Server};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_clients_are_cut_off_and_healthy_ones_see_no_gap() {
     let server = Server::start(&[
-        "--symbols", "10", "--rate", "5000",
-        "--max-queued-bytes", "1048576",
-        "--slow-consumer-lag-ms", "2000",
-        "--close-grace-ms", "60000",
+        "--symbols",
+        "10",
+        "--rate",
+        "5000",
+        "--max-queued-bytes",
+        "1048576",
+        "--slow-consumer-lag-ms",
+        "2000",
+        "--close-grace-ms",
+        "60000",
     ]);
     let all: Vec<String> = (0..10).map(|i| format!("SYM{i:04}")).collect();
     let all: Vec<&str> = all.iter().map(String::as_str).collect();
@@ -23,16 +29,24 @@ async fn stalled_clients_are_cut_off_and_healthy_ones_see_no_gap() {
     // Two stalled clients: one with trades (unbounded events; caught by the byte bound or
     // the lag bound), one with only conflated channels (caught by the lag bound).
     let mut stalled_events = Client::connect(&server).await;
-    stalled_events.send(subscribe(1, &all, &["quote", "trade", "book"])).await;
+    stalled_events
+        .send(subscribe(1, &all, &["quote", "trade", "book"]))
+        .await;
     let mut stalled_conflated = Client::connect(&server).await;
-    stalled_conflated.send(subscribe(1, &all, &["quote", "book"])).await;
+    stalled_conflated
+        .send(subscribe(1, &all, &["quote", "book"]))
+        .await;
 
     let healthy: Vec<_> = (0..50)
         .map(|i| {
             let url = server.url();
-            let syms: Vec<String> = (0..3).map(|k| format!("SYM{:04}", (i + k * 3) % 10)).collect();
+            let syms: Vec<String> = (0..3)
+                .map(|k| format!("SYM{:04}", (i + k * 3) % 10))
+                .collect();
             tokio::spawn(async move {
-                let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
+                let (ws, _) = tokio_tungstenite::connect_async(url)
+                    .await
+                    .expect("connect");
                 let mut c = Client { ws };
                 let refs: Vec<&str> = syms.iter().map(String::as_str).collect();
                 c.send(subscribe(1, &refs, &["trade"])).await;
@@ -72,23 +86,38 @@ async fn stalled_clients_are_cut_off_and_healthy_ones_see_no_gap() {
     let closed_after = both_closed_after.expect("both stalled clients closed as slow consumers");
     eprintln!("both stalled clients closed after {closed_after:?}");
     // Lag bound 2 s, plus the time to fill the kernel buffers and one sweep period.
-    assert!(closed_after < Duration::from_secs(6), "closed only after {closed_after:?}");
+    assert!(
+        closed_after < Duration::from_secs(6),
+        "closed only after {closed_after:?}"
+    );
     assert_eq!(server.stats()["slow_consumer_closes"], 2);
 
     for h in healthy {
         let (trades, clean) = h.await.expect("healthy client");
-        assert!(trades > 1000, "healthy client received only {trades} trades");
+        assert!(
+            trades > 1000,
+            "healthy client received only {trades} trades"
+        );
         assert!(clean);
     }
 
     // Memory: after the first seconds, flat (within 16 MiB) and far below what 22 s of
     // unsent data would need.
     let settled = &rss[8..];
-    let (lo, hi) = (*settled.iter().min().unwrap(), *settled.iter().max().unwrap());
-    assert!(hi - lo < 16 * 1024, "server RSS grew from {lo} to {hi} KiB: {rss:?}");
+    let (lo, hi) = (
+        *settled.iter().min().unwrap(),
+        *settled.iter().max().unwrap(),
+    );
+    assert!(
+        hi - lo < 16 * 1024,
+        "server RSS grew from {lo} to {hi} KiB: {rss:?}"
+    );
 
     // The stalled clients now read: what was buffered, then the close frame.
-    for (name, c) in [("events", &mut stalled_events), ("conflated", &mut stalled_conflated)] {
+    for (name, c) in [
+        ("events", &mut stalled_events),
+        ("conflated", &mut stalled_conflated),
+    ] {
         match c.wait_end(Duration::from_secs(20)).await {
             Ended::Closed(Some((code, reason))) => {
                 assert_eq!((code, reason.as_str()), (1008, "slow consumer"), "{name}")

@@ -40,7 +40,8 @@ fn check_sequences(msgs: &[Value]) {
 async fn snapshots_then_updates_and_exact_unsubscribe() {
     let server = Server::start(&["--symbols", "10", "--rate", "3000"]);
     let mut c = Client::connect(&server).await;
-    c.send(subscribe(1, &SYMS, &["quote", "trade", "book"])).await;
+    c.send(subscribe(1, &SYMS, &["quote", "trade", "book"]))
+        .await;
     let ack = c.recv(Duration::from_secs(5)).await.expect("ack");
     assert_eq!(ack["type"], "subscribed");
     assert_eq!(ack["id"], 1);
@@ -59,7 +60,9 @@ async fn snapshots_then_updates_and_exact_unsubscribe() {
         let best_bid: f64 = book["bids"][0][0].as_str().unwrap().parse().unwrap();
         let best_ask: f64 = book["asks"][0][0].as_str().unwrap().parse().unwrap();
         assert!(best_bid < best_ask, "{s}: crossed snapshot");
-        assert!(first.iter().any(|m| m["type"] == "quote" && m["symbol"] == s));
+        assert!(first
+            .iter()
+            .any(|m| m["type"] == "quote" && m["symbol"] == s));
     }
 
     let mut msgs = first;
@@ -73,12 +76,13 @@ async fn snapshots_then_updates_and_exact_unsubscribe() {
             );
         }
     }
-    assert!(msgs.iter().all(|m| m["symbol"]
-        .as_str()
-        .is_none_or(|s| SYMS.contains(&s))));
+    assert!(msgs
+        .iter()
+        .all(|m| m["symbol"].as_str().is_none_or(|s| SYMS.contains(&s))));
 
     // Subscribing again is idempotent: no duplicated stream (sequences stay increasing).
-    c.send(subscribe(2, &SYMS[..1], &["quote", "trade", "book"])).await;
+    c.send(subscribe(2, &SYMS[..1], &["quote", "trade", "book"]))
+        .await;
     let again = c.collect_for(Duration::from_millis(800)).await;
     check_sequences(&again);
 
@@ -100,7 +104,11 @@ async fn snapshots_then_updates_and_exact_unsubscribe() {
         .iter()
         .any(|m| m["symbol"] == "SYM0001" && m["type"] == "quote"));
     assert!(!after.iter().any(|m| m["symbol"] == "SYM0002"));
-    for (s, ch) in [("SYM0001", "trade"), ("SYM0001", "book"), ("SYM0003", "quote")] {
+    for (s, ch) in [
+        ("SYM0001", "trade"),
+        ("SYM0001", "book"),
+        ("SYM0003", "quote"),
+    ] {
         assert!(
             after.iter().any(|m| m["symbol"] == s && m["type"] == ch),
             "{s} {ch} should still flow"
@@ -116,9 +124,13 @@ async fn two_hundred_clients_get_only_their_subscriptions() {
     for i in 0..200usize {
         let url = server.url();
         tasks.push(tokio::spawn(async move {
-            let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
+            let (ws, _) = tokio_tungstenite::connect_async(url)
+                .await
+                .expect("connect");
             let mut c = Client { ws };
-            let symbols: Vec<String> = (0..3).map(|k| format!("SYM{:04}", (i * 7 + k * 13) % 40)).collect();
+            let symbols: Vec<String> = (0..3)
+                .map(|k| format!("SYM{:04}", (i * 7 + k * 13) % 40))
+                .collect();
             let sym_refs: Vec<&str> = symbols.iter().map(String::as_str).collect();
             let channels = channel_sets[i % 4];
             c.send(subscribe(i as i64, &sym_refs, channels)).await;
@@ -136,13 +148,19 @@ async fn two_hundred_clients_get_only_their_subscriptions() {
                 "status" => assert!(wanted.contains(m["symbol"].as_str().unwrap())),
                 t @ ("quote" | "trade" | "book") => {
                     assert!(channels.contains(&t), "unsubscribed channel {t}");
-                    assert!(wanted.contains(m["symbol"].as_str().unwrap()), "unsubscribed symbol");
+                    assert!(
+                        wanted.contains(m["symbol"].as_str().unwrap()),
+                        "unsubscribed symbol"
+                    );
                     got_data += 1;
                 }
                 other => panic!("unexpected message {other}: {m}"),
             }
         }
-        assert!(got_data > 0, "a client got no data for {symbols:?} {channels:?}");
+        assert!(
+            got_data > 0,
+            "a client got no data for {symbols:?} {channels:?}"
+        );
         check_sequences(&msgs);
     }
 }

@@ -16,7 +16,13 @@ fn quotes(msgs: &[Value]) -> Vec<&Value> {
 async fn throttle_limits_rate_and_delivers_the_latest_state() {
     // Two symbols at 400 quotes/s in total: SYM0000 changes ~200 times a second.
     let server = Server::start(&[
-        "--symbols", "2", "--rate", "400", "--enable-fault-injection", "--feed-backoff-ms", "2000",
+        "--symbols",
+        "2",
+        "--rate",
+        "400",
+        "--enable-fault-injection",
+        "--feed-backoff-ms",
+        "2000",
     ]);
     let mut throttled = Client::connect(&server).await;
     let mut full = Client::connect(&server).await;
@@ -28,15 +34,30 @@ async fn throttle_limits_rate_and_delivers_the_latest_state() {
     let window = Duration::from_secs(3);
     let (a, b) = tokio::join!(throttled.collect_for(window), full.collect_for(window));
     let (qa, qb) = (quotes(&a), quotes(&b));
-    assert!(qb.len() > 300, "unthrottled client saw only {} quotes", qb.len());
+    assert!(
+        qb.len() > 300,
+        "unthrottled client saw only {} quotes",
+        qb.len()
+    );
     // At most one per 100 ms, plus the snapshot sent at subscribe time.
-    assert!(qa.len() <= 31 + 1, "throttled client got {} quotes in 3 s", qa.len());
-    assert!(qa.len() >= 20, "throttle starved the client: {} quotes", qa.len());
+    assert!(
+        qa.len() <= 31 + 1,
+        "throttled client got {} quotes in 3 s",
+        qa.len()
+    );
+    assert!(
+        qa.len() >= 20,
+        "throttle starved the client: {} quotes",
+        qa.len()
+    );
     // Each throttled quote skips ahead: it is the newest value, not a queue of old ones.
     let seqs: Vec<u64> = qa.iter().map(|q| q["chan_seq"].as_u64().unwrap()).collect();
     assert!(seqs.windows(2).all(|w| w[1] > w[0]));
     let mean_step = (seqs[seqs.len() - 1] - seqs[0]) as f64 / (seqs.len() - 1) as f64;
-    assert!(mean_step > 5.0, "throttled quotes are not conflated: step {mean_step}");
+    assert!(
+        mean_step > 5.0,
+        "throttled quotes are not conflated: step {mean_step}"
+    );
 
     // Freeze the market: the feed fails and stays down for 2 s. The last quote the
     // throttled client receives must be the book's final top, as the full client saw it.
@@ -62,7 +83,9 @@ async fn throttle_limits_rate_and_delivers_the_latest_state() {
     let mut throttled_all = a;
     throttled_all.extend(a2);
     assert!(
-        !throttled_all.iter().any(|m| m["type"] == "status" && m["state"] == "live"),
+        !throttled_all
+            .iter()
+            .any(|m| m["type"] == "status" && m["state"] == "live"),
         "the feed came back too early for this check"
     );
     let last_throttled = throttled_all
@@ -70,5 +93,8 @@ async fn throttle_limits_rate_and_delivers_the_latest_state() {
         .rev()
         .find(|m| m["type"] == "quote")
         .expect("throttled quote");
-    assert_eq!(last_throttled, last_full, "throttled client was left with a stale quote");
+    assert_eq!(
+        last_throttled, last_full,
+        "throttled client was left with a stale quote"
+    );
 }

@@ -193,8 +193,7 @@ impl BookActor {
                     return;
                 }
                 for c in &changes {
-                    self.coalescer
-                        .apply(&mut self.book, c.side, c.price, c.qty);
+                    self.coalescer.apply(&mut self.book, c.side, c.price, c.qty);
                 }
                 self.publish_changes(meta.ts, meta.recv_ts);
             }

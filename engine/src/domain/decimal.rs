@@ -212,7 +212,13 @@ mod tests {
 
     #[test]
     fn mantissa_is_scaled() {
-        assert_eq!(Price::parse("101.25", Scale::new(2)).unwrap().mantissa(), 10125);
-        assert_eq!(Qty::parse("3", Scale::new(8)).unwrap().mantissa(), 300_000_000);
+        assert_eq!(
+            Price::parse("101.25", Scale::new(2)).unwrap().mantissa(),
+            10125
+        );
+        assert_eq!(
+            Qty::parse("3", Scale::new(8)).unwrap().mantissa(),
+            300_000_000
+        );
     }
 }

@@ -114,7 +114,10 @@ impl Hub {
     /// If more workers claim than the hub was built for.
     pub fn claim_worker(&self) -> usize {
         let w = self.next_worker.fetch_add(1, Ordering::Relaxed);
-        assert!(w < self.workers.len(), "more server workers than the hub was sized for");
+        assert!(
+            w < self.workers.len(),
+            "more server workers than the hub was sized for"
+        );
         w
     }
 

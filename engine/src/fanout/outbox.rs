@@ -63,19 +63,27 @@ enum Entry {
     Slot(SlotId, u32),
 }
 
+/// A conflation slot. Kept to one cache line: it is touched for every tick it receives.
 #[derive(Debug, Default)]
 struct Slot {
     value: Option<Bytes>,
     /// `chan_seq` of `value`, or of the last value sent when `value` is `None`.
     seq: u64,
-    /// An `Entry::Slot` with the current generation is in the queue.
-    queued: bool,
     /// Bumped whenever queued entries of this slot become obsolete.
     gen: u32,
+    /// An `Entry::Slot` with the current generation is in the queue.
+    queued: bool,
     /// Waiting in `deferred` for its throttle interval.
     deferred: bool,
     in_use: bool,
-    throttle: Option<Duration>,
+    /// Has an entry in `Outbox::throttles`.
+    throttled: bool,
+}
+
+/// Throttle state of a slot; only throttled slots pay for it.
+#[derive(Debug, Clone, Copy)]
+struct Throttle {
+    interval: Duration,
     next_due: Option<Instant>,
 }
 
@@ -93,19 +101,27 @@ pub struct OutboxStats {
 }
 
 /// A session's pending output. See the module docs.
+///
+/// `repr(C)` keeps the fields every offer touches together at the front.
 #[derive(Debug)]
+#[repr(C)]
 pub struct Outbox {
-    entries: VecDeque<Entry>,
-    frames: VecDeque<Bytes>,
+    // Hot: read or written by every offer.
     slots: Vec<Slot>,
+    entries: VecDeque<Entry>,
+    queued_bytes: usize,
+    limits: OutboxLimits,
+    waker: Option<Waker>,
+    /// The transport has been woken and has not yet come back for more.
+    notified: bool,
+    closing: Option<CloseReason>,
+    // Colder: events, throttling, bookkeeping.
+    frames: VecDeque<Bytes>,
+    throttles: Vec<Throttle>,
     free_slots: Vec<SlotId>,
     deferred: Vec<SlotId>,
     /// Obsolete `Entry::Slot`s still in `entries` (skipped when reached).
     stale_entries: usize,
-    queued_bytes: usize,
-    limits: OutboxLimits,
-    waker: Option<Waker>,
-    closing: Option<CloseReason>,
     close_sent: bool,
     /// Set when the queue was fully drained since the last sweep; see [`Outbox::sweep_lag`].
     drained: bool,
@@ -132,16 +148,18 @@ impl Outbox {
     /// An empty outbox. Allocates nothing until used.
     pub fn new(limits: OutboxLimits) -> Self {
         Outbox {
-            entries: VecDeque::new(),
-            frames: VecDeque::new(),
             slots: Vec::new(),
-            free_slots: Vec::new(),
-            deferred: Vec::new(),
-            stale_entries: 0,
+            entries: VecDeque::new(),
             queued_bytes: 0,
             limits,
             waker: None,
+            notified: false,
             closing: None,
+            frames: VecDeque::new(),
+            throttles: Vec::new(),
+            free_slots: Vec::new(),
+            deferred: Vec::new(),
+            stale_entries: 0,
             close_sent: false,
             drained: true,
             behind_since: None,
@@ -158,21 +176,33 @@ impl Outbox {
                 (self.slots.len() - 1) as SlotId
             }
         };
+        if self.throttles.len() < self.slots.len() {
+            self.throttles.resize(
+                self.slots.len(),
+                Throttle {
+                    interval: Duration::ZERO,
+                    next_due: None,
+                },
+            );
+        }
         let slot = &mut self.slots[id as usize];
         *slot = Slot {
             in_use: true,
-            throttle,
             gen: slot.gen.wrapping_add(1),
             ..Slot::default()
         };
+        self.set_throttle(id, throttle);
         id
     }
 
     /// Changes a slot's throttle interval.
     pub fn set_throttle(&mut self, id: SlotId, throttle: Option<Duration>) {
         if let Some(slot) = self.slots.get_mut(id as usize) {
-            slot.throttle = throttle;
-            slot.next_due = None;
+            slot.throttled = throttle.is_some();
+            self.throttles[id as usize] = Throttle {
+                interval: throttle.unwrap_or_default(),
+                next_due: None,
+            };
         }
     }
 
@@ -240,9 +270,10 @@ impl Outbox {
             }
             return Offer::Replaced;
         }
-        if let Some(interval) = slot.throttle {
+        if slot.throttled {
             let now = now.unwrap_or_else(Instant::now);
-            match slot.next_due {
+            let t = &mut self.throttles[id as usize];
+            match t.next_due {
                 Some(due) if due > now => {
                     slot.deferred = true;
                     self.deferred.push(id);
@@ -250,7 +281,7 @@ impl Outbox {
                     self.wake();
                     return Offer::Queued;
                 }
-                _ => slot.next_due = Some(now + interval),
+                _ => t.next_due = Some(now + t.interval),
             }
         }
         if !slot.queued {
@@ -321,10 +352,11 @@ impl Outbox {
         while i < self.deferred.len() {
             let id = self.deferred[i];
             let slot = &mut self.slots[id as usize];
-            let due = slot.next_due.unwrap_or(now);
+            let t = &mut self.throttles[id as usize];
+            let due = t.next_due.unwrap_or(now);
             if due <= now {
                 slot.deferred = false;
-                slot.next_due = slot.throttle.map(|t| now + t);
+                t.next_due = Some(now + t.interval);
                 if !slot.queued && slot.value.is_some() {
                     slot.queued = true;
                     self.entries.push_back(Entry::Slot(id, slot.gen));
@@ -380,6 +412,7 @@ impl Outbox {
             Some(w) if w.will_wake(waker) => {}
             _ => self.waker = Some(waker.clone()),
         }
+        self.notified = false;
         None
     }
 
@@ -435,9 +468,15 @@ impl Outbox {
         self.entries.len()
     }
 
+    /// Wakes the transport once per drain cycle; the waker stays registered, so a busy
+    /// session costs one wake per batch of ticks, not one per tick.
+    #[inline]
     fn wake(&mut self) {
-        if let Some(w) = self.waker.take() {
-            w.wake();
+        if !self.notified {
+            if let Some(w) = &self.waker {
+                w.wake_by_ref();
+                self.notified = true;
+            }
         }
     }
 }
@@ -464,7 +503,10 @@ mod tests {
         let q = o.alloc_slot(None);
         o.offer(q, 1, &Bytes::from_static(b"q1"), None);
         o.push_event(Bytes::from_static(b"t1"));
-        assert_eq!(o.offer(q, 2, &Bytes::from_static(b"q2"), None), Offer::Replaced);
+        assert_eq!(
+            o.offer(q, 2, &Bytes::from_static(b"q2"), None),
+            Offer::Replaced
+        );
         o.push_event(Bytes::from_static(b"t2"));
         // The newer quote moved behind the trade that was published before it.
         assert_eq!(drain(&mut o), vec!["t1", "q2", "t2"]);
@@ -477,9 +519,15 @@ mod tests {
         let mut o = Outbox::new(limits());
         let q = o.alloc_slot(None);
         o.offer(q, 5, &Bytes::from_static(b"q5"), None);
-        assert_eq!(o.offer(q, 4, &Bytes::from_static(b"q4"), None), Offer::Stale);
+        assert_eq!(
+            o.offer(q, 4, &Bytes::from_static(b"q4"), None),
+            Offer::Stale
+        );
         assert_eq!(drain(&mut o), vec!["q5"]);
-        assert_eq!(o.offer(q, 5, &Bytes::from_static(b"q5"), None), Offer::Stale);
+        assert_eq!(
+            o.offer(q, 5, &Bytes::from_static(b"q5"), None),
+            Offer::Stale
+        );
     }
 
     #[test]
@@ -489,8 +537,18 @@ mod tests {
         let t0 = Instant::now();
         o.offer(q, 1, &Bytes::from_static(b"a"), Some(t0));
         assert_eq!(drain(&mut o), vec!["a"]);
-        o.offer(q, 2, &Bytes::from_static(b"b"), Some(t0 + Duration::from_millis(10)));
-        o.offer(q, 3, &Bytes::from_static(b"c"), Some(t0 + Duration::from_millis(20)));
+        o.offer(
+            q,
+            2,
+            &Bytes::from_static(b"b"),
+            Some(t0 + Duration::from_millis(10)),
+        );
+        o.offer(
+            q,
+            3,
+            &Bytes::from_static(b"c"),
+            Some(t0 + Duration::from_millis(20)),
+        );
         assert!(drain(&mut o).is_empty(), "held back by the throttle");
         assert_eq!(
             o.release_due(t0 + Duration::from_millis(50)),
@@ -523,8 +581,14 @@ mod tests {
         assert_eq!(o.sweep_lag(t0), Duration::ZERO);
         o.push_event(Bytes::from_static(b"x"));
         assert_eq!(o.sweep_lag(t0), Duration::ZERO);
-        assert_eq!(o.sweep_lag(t0 + Duration::from_secs(1)), Duration::from_secs(1));
-        assert_eq!(o.sweep_lag(t0 + Duration::from_secs(3)), Duration::from_secs(3));
+        assert_eq!(
+            o.sweep_lag(t0 + Duration::from_secs(1)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            o.sweep_lag(t0 + Duration::from_secs(3)),
+            Duration::from_secs(3)
+        );
         drain(&mut o);
         assert_eq!(o.sweep_lag(t0 + Duration::from_secs(4)), Duration::ZERO);
     }

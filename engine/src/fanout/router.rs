@@ -275,7 +275,8 @@ impl Router {
                 self.book_cache.clear();
                 let enc = TickEncoder::new(self.hub.symbols().get(symbol));
                 for s in subs {
-                    let Some(id) = s.book_slot.filter(|_| s.wants(Channel::Book, symbol_seq)) else {
+                    let Some(id) = s.book_slot.filter(|_| s.wants(Channel::Book, symbol_seq))
+                    else {
                         continue;
                     };
                     let frame = match self.book_cache.iter().find(|(d, _)| *d == s.depth) {
