@@ -83,8 +83,8 @@ impl L2Book {
         self.bids.extend(bids.into_iter().filter(|l| l.qty.0 > 0));
         self.asks.extend(asks.into_iter().filter(|l| l.qty.0 > 0));
         // Stable sorts so that, after dedup, the last occurrence of a price wins.
-        self.bids.sort_by(|a, b| a.price.cmp(&b.price));
-        self.asks.sort_by(|a, b| b.price.cmp(&a.price));
+        self.bids.sort_by_key(|l| l.price);
+        self.asks.sort_by_key(|l| std::cmp::Reverse(l.price));
         dedup_keep_last(&mut self.bids);
         dedup_keep_last(&mut self.asks);
     }

@@ -54,6 +54,9 @@ impl Default for SyntheticConfig {
     }
 }
 
+/// One side of a book as (price, size) pairs, best first.
+pub type Ladder = Vec<(Price, Qty)>;
+
 /// One simulated book: both sides best first, as mantissas.
 #[derive(Debug, Clone)]
 struct SimBook {
@@ -128,7 +131,7 @@ impl SyntheticMarket {
     }
 
     /// The current book of instrument `i`, best first.
-    pub fn snapshot(&self, i: usize) -> (Vec<(Price, Qty)>, Vec<(Price, Qty)>) {
+    pub fn snapshot(&self, i: usize) -> (Ladder, Ladder) {
         let conv = |v: &Vec<(i64, i64)>| v.iter().map(|&(p, q)| (Price(p), Qty(q))).collect();
         (conv(&self.books[i].bids), conv(&self.books[i].asks))
     }
@@ -325,8 +328,8 @@ impl SyntheticAdapter {
             .map(|i| self.map_symbol(io, SymbolId(i as u32)))
             .collect::<Option<_>>()
             .ok_or_else(|| FeedError::Protocol("instrument missing from engine".into()))?;
-        for i in 0..ids.len() {
-            self.emit_snapshot_as(io, i, ids[i]);
+        for (local, id) in ids.iter().enumerate() {
+            self.emit_snapshot_as(io, local, *id);
         }
         let rate = self.config.rate.max(0.0);
         let start = Instant::now();

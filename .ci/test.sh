@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The project's one test command (see README.md): installs what the tests need, then runs
+# formatting and lint checks and every test of the workspace, in release mode so that the
+# end-to-end tests run the server as it is deployed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== toolchain"
+cargo --version
+
+echo "== format"
+cargo fmt --all -- --check
+
+echo "== clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+echo "== tests"
+# Many sockets per test (200 clients, slow-consumer drills).
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+cargo test --workspace --release
