@@ -76,6 +76,7 @@ pub struct BookActor {
     seq: Seq,
     chan_seq: [Seq; 3],
     state: FeedState,
+    ever_live: bool,
     synced: bool,
     in_flight: Arc<AtomicUsize>,
     stats: Arc<BookStats>,
@@ -98,6 +99,7 @@ impl BookActor {
             seq: Seq(0),
             chan_seq: [Seq(0); 3],
             state: FeedState::Stale,
+            ever_live: false,
             synced: false,
             in_flight,
             stats,
@@ -131,7 +133,13 @@ impl BookActor {
             return;
         }
         self.state = state;
-        tracing::info!(symbol = %self.instrument.symbol, state = state.as_str(), reason, "book state");
+        if self.ever_live {
+            tracing::info!(symbol = %self.instrument.symbol, state = state.as_str(), reason, "book state");
+        } else {
+            // The first snapshot of every book at start-up is routine.
+            tracing::debug!(symbol = %self.instrument.symbol, state = state.as_str(), reason, "book state");
+            self.ever_live = state == FeedState::Live;
+        }
         let ts = Nanos::now();
         let frame = TickEncoder::new(&self.instrument).status(ts, state, reason);
         let header = TickHeader {
