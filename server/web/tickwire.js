@@ -130,6 +130,23 @@ function formatUnits(units, scale) {
   return (neg ? '-' : '') + digits;
 }
 
+/** a + b as an exact decimal string, keeping the larger of the two scales. */
+export function addDecimal(a, b) {
+  const x = parseDecimal(a);
+  const y = parseDecimal(b);
+  const s = Math.max(x.scale, y.scale);
+  return formatUnits(rescale(x, s) + rescale(y, s), s);
+}
+
+/** (a + b) / 2 exactly (one more decimal when needed), e.g. the mid of bid and ask. */
+export function midDecimal(a, b) {
+  const x = parseDecimal(a);
+  const y = parseDecimal(b);
+  const s = Math.max(x.scale, y.scale);
+  const sum = rescale(x, s) + rescale(y, s);
+  return sum % 2n === 0n ? formatUnits(sum / 2n, s) : formatUnits(sum * 5n, s + 1);
+}
+
 /** Compares two decimal strings exactly: -1, 0 or 1. */
 export function compareDecimal(a, b) {
   const x = parseDecimal(a);
@@ -374,7 +391,7 @@ export class TickwireClient {
   _onConnectionLost() {
     for (const [id, p] of this._pending) {
       this._clearTimeout(p.timer);
-      if (p.kind === 'ping') p.reject(new TickwireError('disconnected', 'connection lost before pong'));
+      if (p.kind === 'ping' || p.kind === 'request') p.reject(new TickwireError('disconnected', 'connection lost before the answer'));
       else this._waiters.push(p);
       this._pending.delete(id);
     }
@@ -491,6 +508,7 @@ export class TickwireClient {
         this._onServerError(m);
         break;
       default:
+        if (m.id != null) this._settle(m.id, null, m); // answer to request()
         break; // unknown types are allowed: the protocol adds fields and messages freely
     }
   }
@@ -621,6 +639,17 @@ export class TickwireClient {
     return this._request({ op: 'ping', id }, 'ping').then((pong) => ({ rttMs: wallClockMs() - t0, pong }));
   }
 
+  /**
+   * Sends any other request (e.g. a future `{op:"replay",...}`) with a fresh id; resolves with
+   * the first server message carrying that id, rejects on an `error` with it or after
+   * requestTimeoutMs.
+   */
+  request(msg) {
+    if (!this.isOpen) return Promise.reject(new TickwireError('disconnected', 'not connected'));
+    const id = this._nextId++;
+    return this._request({ ...msg, id }, 'request');
+  }
+
   /** The desired subscriptions: [{symbol, channels:[...], depth, throttleMs}]. */
   subscriptions() {
     return [...this._subs].map(([symbol, s]) => ({ symbol, channels: [...s.channels], depth: s.depth, throttleMs: s.throttleMs }));
@@ -639,9 +668,9 @@ export class TickwireClient {
   _request(msg, kind, revert = null) {
     return new Promise((resolve, reject) => {
       const p = { kind, resolve, reject, revert, timer: null };
-      if (kind === 'ping') {
+      if (kind === 'ping' || kind === 'request') {
         p.timer = this._setTimeout(() => {
-          if (this._pending.delete(msg.id)) reject(new TickwireError('timeout', 'no pong in time'));
+          if (this._pending.delete(msg.id)) reject(new TickwireError('timeout', `no answer to ${msg.op} in time`));
         }, this.requestTimeoutMs);
       }
       this._pending.set(msg.id, p);
@@ -650,7 +679,7 @@ export class TickwireClient {
       } catch (e) {
         // The socket died under us; the close event will follow and resync.
         this._clearTimeout(p.timer);
-        if (kind === 'ping') {
+        if (kind === 'ping' || kind === 'request') {
           this._pending.delete(msg.id);
           reject(new TickwireError('disconnected', String(e.message || e)));
         }
@@ -747,6 +776,8 @@ const Tickwire = {
   parseDecimal,
   compareDecimal,
   subtractDecimal,
+  addDecimal,
+  midDecimal,
 };
 if (typeof globalThis === 'object' && globalThis) globalThis.Tickwire = Tickwire;
 export default Tickwire;
