@@ -316,6 +316,57 @@ test('trading UI in headless Chromium against the real server', { timeout: 180_0
   await page.screenshot({ path: SCREENSHOT });
   t.diagnostic(`screenshot: ${SCREENSHOT}`);
 
+  await t.test('the throttle control slows quote updates down', async () => {
+    const quoteRate = () =>
+      page.evaluate(async () => {
+        let n = 0;
+        const off = window.tickwireApp.client.on('quote', () => n++);
+        await new Promise((r) => setTimeout(r, 2000));
+        off();
+        return n / 2;
+      });
+    const full = await quoteRate();
+    await page.selectOption('#throttle', '500');
+    await page.waitForFunction(() => window.tickwireApp.client.subscriptions().every((s) => s.throttleMs === 500));
+    await sleep(500);
+    const throttled = await quoteRate();
+    t.diagnostic(`quotes/s: ${full.toFixed(0)} unthrottled, ${throttled.toFixed(0)} at 500 ms`);
+    // 50 symbols at most 2 quotes/s each, with slack for the interval edges.
+    assert.ok(throttled <= SYMBOLS * 2 * 1.5, `throttled quote rate ${throttled}/s`);
+    assert.ok(throttled < full / 4, `throttle cut the rate (${full} -> ${throttled})`);
+    await page.selectOption('#throttle', '0');
+    await page.waitForFunction(() => window.tickwireApp.client.subscriptions().every((s) => s.throttleMs === 0));
+  });
+
+  await t.test('symbols can be removed from and added to the watchlist', async () => {
+    const sym = 'SYM0049';
+    const row = page.locator(`#watchlist tr[data-symbol="${sym}"]`);
+    await row.hover();
+    await row.locator('button[data-remove]').click();
+    await page.waitForFunction((s) => !document.querySelector(`#watchlist tr[data-symbol="${s}"]`), sym);
+    const after = await page.evaluate(async (s) => {
+      await new Promise((r) => setTimeout(r, 300)); // let the unsubscribe ack land
+      let n = 0;
+      const off = window.tickwireApp.client.on('quote', (q) => q.symbol === s && n++);
+      await new Promise((r) => setTimeout(r, 1000));
+      off();
+      return n;
+    }, sym);
+    assert.equal(after, 0, `no more quotes for ${sym} after removing it`);
+    await page.fill('#add-input', sym.toLowerCase());
+    await page.press('#add-input', 'Enter');
+    await page.waitForFunction((s) => {
+      const r = document.querySelector(`#watchlist tr[data-symbol="${s}"]`);
+      return r && r.querySelector('td.bid').textContent !== '—';
+    }, sym, { timeout: 5000 });
+    // An unknown symbol is refused without touching the list.
+    await page.fill('#add-input', 'NOPE123');
+    await page.press('#add-input', 'Enter');
+    assert.equal(await page.locator('#watchlist tbody tr[data-symbol]').count(), SYMBOLS);
+    assert.match(await page.textContent('#st-event'), /unknown symbol/);
+    await page.fill('#add-input', '');
+  });
+
   await t.test('shows disconnected when the server dies', async () => {
     await stopServer(server, 'SIGKILL');
     await page.waitForSelector('#conn[data-conn="disconnected"]', { timeout: 10000 });
