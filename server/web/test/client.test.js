@@ -353,3 +353,84 @@ test('latency uses recv_ts in ns and sub-millisecond wall clock', () => {
   assert.ok(Math.abs(latencyMs({ recv_ts: recvNs }, recvNs + 2_500_000) - 2.5) < 0.001);
   assert.ok(Number.isNaN(latencyMs({})));
 });
+
+test('codecs are offered as subprotocols and the one the server picks decodes', () => {
+  const seen = [];
+  const binCodec = {
+    name: 'fake-bin',
+    protocol: 'tickwire.fake',
+    binaryType: 'arraybuffer',
+    encode: (obj) => 'BIN:' + JSON.stringify(obj),
+    decode: (data) => {
+      seen.push(data);
+      return JSON.parse(data.slice(4));
+    },
+  };
+  const { client, events, sockets, last } = setup({ codecs: [binCodec, jsonCodecForTest()] });
+  client.connect();
+  assert.deepEqual(sockets[0].protocols, ['tickwire.fake']);
+  last().serverOpen('tickwire.fake');
+  client.subscribe('A', ['quote']);
+  assert.match(last().sent[0], /^BIN:/, 'requests are encoded with the picked codec');
+  last().onmessage({ data: 'BIN:' + JSON.stringify(quote('A', 1)) });
+  assert.equal(seen.length, 1);
+  assert.equal(events.quote.length, 1);
+  // A server that picks no subprotocol gets JSON.
+  last().serverClose();
+  const { client: c2, sockets: s2 } = setup({ codecs: [binCodec, jsonCodecForTest()] });
+  c2.connect();
+  s2[0].serverOpen('');
+  c2.subscribe('A', ['quote']);
+  assert.equal(JSON.parse(s2[0].sent[0]).op, 'subscribe');
+});
+
+function jsonCodecForTest() {
+  return { name: 'json', protocol: null, binaryType: 'arraybuffer', encode: JSON.stringify, decode: (d) => JSON.parse(d) };
+}
+
+test('setThrottle resends every subscription with the new throttle', () => {
+  const { client, last } = setup();
+  client.connect();
+  last().serverOpen();
+  client.subscribe(['A', 'B'], ['quote']);
+  client.subscribe(['C'], ['quote', 'book'], { depth: 20 });
+  last().ackAll();
+  const n = last().sent.length;
+  client.setThrottle(250);
+  const reqs = last().requests().slice(n);
+  assert.equal(reqs.length, 2);
+  assert.ok(reqs.every((r) => r.op === 'subscribe' && r.throttle_ms === 250));
+  assert.deepEqual(reqs.flatMap((r) => r.symbols).sort(), ['A', 'B', 'C']);
+  assert.equal(reqs.find((r) => r.symbols.includes('C')).depth, 20, 'depth is kept');
+});
+
+test('unsubscribe while disconnected is not resent and the symbol is not restored', async () => {
+  const { clock, client, last } = setup();
+  client.connect();
+  last().serverOpen();
+  client.subscribe(['A', 'B'], ['quote']);
+  last().ackAll();
+  last().serverClose();
+  const p = client.unsubscribe('A');
+  clock.advance(10_000);
+  last().serverOpen();
+  const reqs = last().requests();
+  assert.deepEqual(reqs.map((r) => [r.op, r.symbols]), [['subscribe', ['B']]]);
+  last().ackAll();
+  await p;
+});
+
+test('request() sends any op with an id and resolves with the answer carrying it', async () => {
+  const { client, last } = setup();
+  client.connect();
+  last().serverOpen();
+  const p = client.request({ op: 'replay', dataset: 'x', speed: 10 });
+  const req = last().requests()[0];
+  assert.equal(req.op, 'replay');
+  assert.equal(typeof req.id, 'number');
+  last().serverSend({ type: 'replaying', id: req.id, dataset: 'x' });
+  assert.equal((await p).type, 'replaying');
+  const q = client.request({ op: 'replay', dataset: 'nope' });
+  last().serverSend({ type: 'error', id: last().requests()[1].id, code: 'unknown_dataset', message: 'no such dataset' });
+  await assert.rejects(q, (e) => e.code === 'unknown_dataset');
+});
