@@ -383,7 +383,7 @@ function fillSide(slots, levels, max, reversed) {
       }
       continue;
     }
-    const key = lv[0] + '|' + lv[1];
+    const key = lv[0] + '|' + lv[1] + '|' + totals[idx] + '|' + max; // the total and bar depend on other levels
     if (slot.shown === key) continue;
     slot.shown = key;
     slot.row.className = idx === 0 ? 'lvl best' : 'lvl';

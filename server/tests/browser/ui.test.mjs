@@ -29,7 +29,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { compareDecimal } from '../../web/tickwire.js';
+import { addDecimal, compareDecimal } from '../../web/tickwire.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, '../../..');
@@ -172,7 +172,14 @@ async function ladder(page) {
     const read = (sel) =>
       [...document.querySelectorAll(sel)].map((row) => {
         const b = row.getBoundingClientRect();
-        return { price: row.querySelector('.price').textContent, size: row.querySelector('.size').textContent, top: b.top, bottom: b.bottom, visible: b.height > 0 };
+        return {
+          price: row.querySelector('.price').textContent,
+          size: row.querySelector('.size').textContent,
+          total: row.querySelector('.total').textContent,
+          top: b.top,
+          bottom: b.bottom,
+          visible: b.height > 0,
+        };
       });
     return { asks: read('#asks .lvl:not(.empty)'), bids: read('#bids .lvl:not(.empty)'), symbol: document.getElementById('book-symbol').textContent };
   });
@@ -265,6 +272,16 @@ test('trading UI in headless Chromium against the real server', { timeout: 180_0
     const bestAsk = l.asks[l.asks.length - 1].price;
     const bestBid = l.bids[0].price;
     assert.equal(compareDecimal(bestBid, bestAsk), -1, `best bid ${bestBid} < best ask ${bestAsk}`);
+    // Totals accumulate from the best level outwards (read in one go, so from one render).
+    const cum = (levels) => {
+      let sum = '0';
+      for (const lv of levels) {
+        sum = addDecimal(sum, lv.size);
+        assert.equal(compareDecimal(lv.total, sum), 0, `cumulative size at ${lv.price}: ${lv.total} != ${sum}`);
+      }
+    };
+    cum(l.bids);
+    cum([...l.asks].reverse());
     const bars = await page.$$eval('#bids .lvl:not(.empty) .bar, #asks .lvl:not(.empty) .bar', (bs) => bs.map((b) => getComputedStyle(b).transform));
     assert.ok(bars.some((tr) => tr !== 'none' && !/matrix\(0,/.test(tr)), 'size bars are drawn');
   });
