@@ -105,6 +105,7 @@ export function latencyMs(msg, rxNs = wallClockNs()) {
 // them as floats gives wrong answers at the edges, so these helpers work on BigInt units.
 
 const DEC_RE = /^([+-]?)(\d*)(?:\.(\d*))?$/;
+const FAST_RE = /^\d+(?:\.\d+)?$/;
 
 /** Parses "101.25" into {units: 10125n, scale: 2}; throws on anything else. */
 export function parseDecimal(s) {
@@ -149,6 +150,11 @@ export function midDecimal(a, b) {
 
 /** Compares two decimal strings exactly: -1, 0 or 1. */
 export function compareDecimal(a, b) {
+  // Fast path for the common case, two non-negative prices of one instrument: same length and
+  // same decimal point position compare digit by digit, i.e. as strings.
+  if (typeof a === 'string' && typeof b === 'string' && a.length === b.length && a[0] !== '-' && b[0] !== '-' && a.indexOf('.') === b.indexOf('.') && FAST_RE.test(a) && FAST_RE.test(b)) {
+    return a < b ? -1 : a > b ? 1 : 0;
+  }
   const x = parseDecimal(a);
   const y = parseDecimal(b);
   const s = Math.max(x.scale, y.scale);

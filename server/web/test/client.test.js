@@ -344,6 +344,15 @@ test('decimal helpers are exact', () => {
   assert.equal(subtractDecimal('100.00', '101.25'), '-1.25');
   assert.equal(subtractDecimal('99999999999999999.99', '0.01'), '99999999999999999.98');
   assert.throws(() => parseDecimal('1e5'));
+  // The same-format fast path agrees with exact subtraction on random prices.
+  for (let i = 0; i < 2000; i++) {
+    const a = (Math.random() * 1000).toFixed(2).padStart(7, '0');
+    const b = (Math.random() * 1000).toFixed(2).padStart(7, '0');
+    const d = subtractDecimal(a, b);
+    const expected = /^-/.test(d) ? -1 : /^[0.]+$/.test(d) ? 0 : 1;
+    assert.equal(compareDecimal(a, b), expected, `${a} vs ${b}`);
+  }
+  assert.equal(compareDecimal('9.99', '10.0'), -1, 'different layouts take the exact path');
 });
 
 test('latency uses recv_ts in ns and sub-millisecond wall clock', () => {
