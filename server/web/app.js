@@ -16,7 +16,7 @@ import { TickwireClient, State, compareDecimal, subtractDecimal, addDecimal, mid
 const params = new URLSearchParams(location.search);
 const MAX_DEFAULT = Math.max(1, Number(params.get('max')) || 50);
 const STORE_KEY = 'tickwire.watchlist';
-const FLASH_MS = 450;
+const FLASH_MS = 300;
 const LATENCY_WINDOW_MS = 5000;
 const TAPE_ROWS = 60;
 
