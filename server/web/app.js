@@ -292,6 +292,17 @@ tbody.addEventListener('click', (ev) => {
   if (tr) select(tr.dataset.symbol);
 });
 
+// Arrow keys move the selection through the watchlist (unless typing in a field).
+document.addEventListener('keydown', (ev) => {
+  if (ev.target.closest('input, select, textarea') || (ev.key !== 'ArrowUp' && ev.key !== 'ArrowDown')) return;
+  if (!ui.order.length) return;
+  ev.preventDefault();
+  const i = ui.order.indexOf(ui.selected);
+  const j = Math.max(0, Math.min(ui.order.length - 1, i + (ev.key === 'ArrowDown' ? 1 : -1)));
+  select(ui.order[j]);
+  ui.rows.get(ui.order[j]).tr.scrollIntoView({ block: 'nearest' });
+});
+
 $('add-form').addEventListener('submit', (ev) => {
   ev.preventDefault();
   const input = $('add-input');

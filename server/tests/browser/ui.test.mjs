@@ -297,6 +297,23 @@ test('trading UI in headless Chromium against the real server', { timeout: 180_0
     }
   });
 
+  await t.test('selecting another symbol moves the book subscription to it', async () => {
+    const first = (await ladder(page)).symbol;
+    await page.click('#watchlist tr[data-symbol="SYM0003"] td.sym');
+    await page.keyboard.press('ArrowDown');
+    const sym = 'SYM0004';
+    await page.waitForFunction((s) => document.getElementById('book-symbol').textContent === s, sym);
+    await page.waitForFunction((s) => {
+      const book = window.tickwireApp.client.book(s);
+      const top = document.querySelector('#bids .lvl:not(.empty) .price');
+      return book && top && top.textContent === book.bids[0][0];
+    }, sym, { timeout: 10000 });
+    const subs = await page.evaluate(() => window.tickwireApp.client.subscriptions().filter((s) => s.channels.includes('book')).map((s) => s.symbol));
+    assert.deepEqual(subs, [sym], `only the selected symbol has a book subscription (was ${first})`);
+    const l = await ladder(page);
+    assert.equal(compareDecimal(l.bids[0].price, l.asks[l.asks.length - 1].price), -1);
+  });
+
   await t.test('latency p50/p99 are shown', async () => {
     await page.waitForFunction(() => /ms$/.test(document.getElementById('lat-p99').textContent), null, { timeout: 5000 });
     const [p50, p99] = await page.$$eval('#lat-p50, #lat-p99', (e) => e.map((x) => parseFloat(x.textContent)));
