@@ -164,6 +164,14 @@ client.on('gap', (g) => {
 client.on('state', (s) => {
   if (s.state === State.OPEN) {
     if (s.reconnect) {
+      // A fresh subscription starts from fresh state: the server re-sends `status: stale`
+      // for symbols that still are.
+      for (const row of ui.rows.values()) {
+        if (row.stale) {
+          row.stale = false;
+          ui.dirtyRows.add(row);
+        }
+      }
       pushTape({ kind: 'marker', symbol: null, text: 'reconnected · trades during the outage are missing' });
       note('reconnected; subscriptions restored');
     }
