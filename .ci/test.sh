@@ -18,3 +18,10 @@ echo "== tests"
 # Many sockets per test (200 clients, slow-consumer drills).
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 cargo test --workspace --release
+
+echo "== JavaScript client library (node --test)"
+node --test server/web/test/
+
+echo "== trading UI in headless Chromium"
+cargo build --release -p tickwire-server
+bash server/tests/browser/run.sh

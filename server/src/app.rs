@@ -2,6 +2,7 @@
 //!
 //! | route | what |
 //! |---|---|
+//! | `GET /` , `/app.js`, `/tickwire.js`, `/style.css` | the trading UI and the JS client library |
 //! | `GET /ws` | WebSocket upgrade; one [`Session`] actor per connection |
 //! | `GET /symbols` | instruments served (symbol, venue, price and size scale) |
 //! | `GET /healthz` | process alive |
@@ -145,7 +146,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/stats", web::get().to(stats))
         .route("/healthz", web::get().to(|| async { "ok\n" }))
         .route("/admin/fault/feed/{name}", web::post().to(fault_feed))
-        .route("/admin/fault/book/{symbol}", web::post().to(fault_book));
+        .route("/admin/fault/book/{symbol}", web::post().to(fault_book))
+        .configure(crate::web::routes);
 }
 
 /// Starts the engine and serves until the server stops. Runs inside an actix system.

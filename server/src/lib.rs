@@ -8,6 +8,7 @@
 //! * [`transport`]: the outbound WebSocket body that drains a session's outbox.
 //! * [`worker`]: per-worker router and the sweep (heartbeats, slow consumers).
 //! * [`protocol`]: client requests and replies.
+//! * [`web`]: the embedded trading UI and JS client library.
 //! * [`config`], [`metrics`].
 
 pub mod app;
@@ -16,4 +17,5 @@ pub mod metrics;
 pub mod protocol;
 pub mod session;
 pub mod transport;
+pub mod web;
 pub mod worker;

@@ -55,7 +55,14 @@ fn read_frame(s: &mut TcpStream) -> (u8, Vec<u8>) {
 #[test]
 fn silent_client_is_pinged_then_closed_4000() {
     let server = Server::start(&[
-        "--symbols", "2", "--rate", "10", "--ping-interval-ms", "200", "--client-timeout-ms", "1000",
+        "--symbols",
+        "2",
+        "--rate",
+        "10",
+        "--ping-interval-ms",
+        "200",
+        "--client-timeout-ms",
+        "1000",
     ]);
     let mut s = raw_handshake(server.port);
     let start = Instant::now();
@@ -84,12 +91,21 @@ fn silent_client_is_pinged_then_closed_4000() {
 #[tokio::test]
 async fn client_answering_pings_stays_connected() {
     let server = Server::start(&[
-        "--symbols", "2", "--rate", "10", "--ping-interval-ms", "200", "--client-timeout-ms", "1000",
+        "--symbols",
+        "2",
+        "--rate",
+        "10",
+        "--ping-interval-ms",
+        "200",
+        "--client-timeout-ms",
+        "1000",
     ]);
     let mut c = Client::connect(&server).await;
     // tungstenite answers pings while we read; 3 s is three timeouts' worth.
     c.collect_for(Duration::from_secs(3)).await;
     c.send(serde_json::json!({"op":"ping","id":1})).await;
-    let pong = c.recv_until(Duration::from_secs(2), |m| m["type"] == "pong").await;
+    let pong = c
+        .recv_until(Duration::from_secs(2), |m| m["type"] == "pong")
+        .await;
     assert_eq!(pong["id"], 1);
 }
