@@ -22,6 +22,11 @@ cargo test --workspace --release
 echo "== JavaScript client library (node --test)"
 node --test server/web/test/
 
+echo "== a third-party WebSocket client (Python websockets) against the server"
+python3 -m pip install --quiet --disable-pip-version-check "websockets>=13,<18" "pytest>=8,<10"
+cargo build --release -p tickwire-server
+python3 -m pytest -q server/tests/py
+
 echo "== trading UI in headless Chromium"
 cargo build --release -p tickwire-server
 bash server/tests/browser/run.sh

@@ -53,6 +53,7 @@ fn quote_tick(ins: &Instrument, seq: u64) -> Arc<Tick> {
         header,
         body: TickBody::Quote(top),
         frame,
+        deflated: bytes::Bytes::new(),
     })
 }
 
@@ -80,6 +81,7 @@ fn fanout(c: &mut Criterion) {
                     channels: [Channel::Quote].into_iter().collect::<ChannelSet>(),
                     depth: 10,
                     throttle: None,
+                    deflate: false,
                 };
                 router.subscribe(i as u64, &ob, SymbolId(0), spec);
                 ob

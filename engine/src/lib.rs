@@ -7,7 +7,8 @@
 //!   nanosecond [`Nanos`](domain::Nanos).
 //! * [`event`]: normalized events that adapters produce.
 //! * [`book`]: the L2 order book and the coalescing of changes into ticks.
-//! * [`tick`] and [`wire`]: what is published, and its client wire encoding (done once).
+//! * [`tick`] and [`wire`]: what is published, and its client wire encoding (done once);
+//!   [`deflate`]: its permessage-deflate variant, also done once for all recipients.
 //! * [`adapter`]: the trait every upstream implements.
 //! * [`actors`]: the supervision tree (feed handlers, book actors).
 //! * [`fanout`]: the lock-free publish path from book actors to client sessions.
@@ -15,6 +16,7 @@
 pub mod actors;
 pub mod adapter;
 pub mod book;
+pub mod deflate;
 pub mod domain;
 pub mod event;
 pub mod fanout;

@@ -164,6 +164,21 @@ pub struct Tick {
     pub body: TickBody,
     /// The encoded WebSocket frame (quote, trade, status); empty for book ticks.
     pub frame: Bytes,
+    /// The same frame compressed for permessage-deflate sessions; empty when no session
+    /// compresses (or for book ticks, which are compressed per depth by the router).
+    pub deflated: Bytes,
+}
+
+impl Tick {
+    /// The frame to send to a session, compressed or not.
+    #[inline]
+    pub fn frame_for(&self, deflate: bool) -> &Bytes {
+        if deflate && !self.deflated.is_empty() {
+            &self.deflated
+        } else {
+            &self.frame
+        }
+    }
 }
 
 impl Tick {

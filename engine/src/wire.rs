@@ -52,10 +52,19 @@ impl FrameBuf {
     }
 
     /// Writes the header in front of the payload and returns the finished frame.
-    pub fn finish(mut self, opcode: Opcode) -> Bytes {
+    pub fn finish(self, opcode: Opcode) -> Bytes {
+        self.finish_with_first_byte(0x80 | opcode as u8)
+    }
+
+    /// Like [`FrameBuf::finish`], marking the payload as compressed (RSV1, RFC 7692).
+    pub fn finish_with_rsv1(self, opcode: Opcode) -> Bytes {
+        self.finish_with_first_byte(0x80 | 0x40 | opcode as u8)
+    }
+
+    fn finish_with_first_byte(mut self, first: u8) -> Bytes {
         let len = self.buf.len() - MAX_HEADER;
         let mut header = [0u8; MAX_HEADER];
-        header[0] = 0x80 | opcode as u8; // FIN + opcode
+        header[0] = first; // FIN, RSV bits, opcode
         let hlen = if len < 126 {
             header[1] = len as u8;
             2
@@ -71,6 +80,15 @@ impl FrameBuf {
         let start = MAX_HEADER - hlen;
         self.buf[start..MAX_HEADER].copy_from_slice(&header[..hlen]);
         Bytes::from(self.buf).slice(start..)
+    }
+}
+
+/// The payload of a complete, unmasked frame built by this module.
+pub fn frame_payload(frame: &[u8]) -> &[u8] {
+    match frame[1] & 0x7f {
+        126 => &frame[4..],
+        127 => &frame[10..],
+        _ => &frame[2..],
     }
 }
 

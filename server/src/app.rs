@@ -29,6 +29,7 @@ use crate::metrics::Metrics;
 use crate::session::Session;
 use crate::transport::{SessionShared, WsBody};
 use crate::worker::Worker;
+use crate::ws;
 
 /// Shared by every worker.
 pub struct AppState {
@@ -47,9 +48,10 @@ async fn ws_upgrade(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> actix_web::Result<HttpResponse> {
-    let (response, _unused_session, inbound) = actix_ws::handle(&req, payload)?;
-    let worker = Worker::current(state.engine.hub(), &state.limits, &state.metrics);
     let limits = &state.limits;
+    let (mut response, negotiated) = ws::negotiate(&req, limits.permessage_deflate)
+        .map_err(|e| actix_web::error::ErrorBadRequest(e.to_string()))?;
+    let worker = Worker::current(state.engine.hub(), &state.limits, &state.metrics);
     let now = Instant::now();
     let shared = Rc::new(SessionShared {
         id: worker.next_session_id(),
@@ -62,21 +64,21 @@ async fn ws_upgrade(
         fd: req.conn_data::<ConnFd>().map(|c| c.0),
         close_deadline: Cell::new(None),
     });
-    let inbound = inbound
-        .max_frame_size(limits.max_message_bytes)
-        .aggregate_continuations()
-        .max_continuation_size(limits.max_message_bytes);
+    let inbound = ws::InboundStream::new(
+        payload.into_inner(),
+        limits.max_message_bytes,
+        negotiated.deflate,
+    );
     let peer = req.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     let symbols = state.engine.symbols().clone();
     let session_shared = shared.clone();
+    let hub = state.engine.hub().clone();
     Session::create(move |ctx| {
         ctx.add_stream(inbound);
-        Session::new(session_shared, worker, symbols, peer)
+        Session::new(session_shared, worker, symbols, hub, negotiated, peer)
     });
-    let (response, inbound_guard) = response.into_parts();
-    Ok(response
-        .set_body(WsBody::new(shared, inbound_guard))
-        .map_into_boxed_body())
+    let response = response.message_body(WsBody::new(shared))?;
+    Ok(HttpResponse::from(response.map_into_boxed_body()))
 }
 
 #[derive(Serialize)]

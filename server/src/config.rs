@@ -46,6 +46,8 @@ pub struct SessionLimits {
     pub socket_send_buffer: usize,
     /// How often each worker checks its sessions for lag, heartbeat and close deadlines.
     pub sweep_interval: Duration,
+    /// Accept permessage-deflate (RFC 7692) when a client offers it.
+    pub permessage_deflate: bool,
 }
 
 impl Default for SessionLimits {
@@ -61,6 +63,7 @@ impl Default for SessionLimits {
             request: RequestLimits::default(),
             socket_send_buffer: 64 << 10,
             sweep_interval: Duration::from_millis(100),
+            permessage_deflate: true,
         }
     }
 }

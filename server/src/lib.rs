@@ -7,6 +7,7 @@
 //! * [`session`]: the per-client session actor (requests, subscriptions, limits).
 //! * [`transport`]: the outbound WebSocket body that drains a session's outbox.
 //! * [`worker`]: per-worker router and the sweep (heartbeats, slow consumers).
+//! * [`ws`]: WebSocket handshake negotiation and the inbound frame decoder.
 //! * [`protocol`]: client requests and replies.
 //! * [`web`]: the embedded trading UI and JS client library.
 //! * [`config`], [`metrics`].
@@ -19,3 +20,4 @@ pub mod session;
 pub mod transport;
 pub mod web;
 pub mod worker;
+pub mod ws;

@@ -79,6 +79,9 @@ struct ServeArgs {
     /// Milliseconds before a failed feed's first restart (doubling up to 10 s).
     #[arg(long, default_value_t = 100)]
     feed_backoff_ms: u64,
+    /// Refuse permessage-deflate even when clients offer it.
+    #[arg(long)]
+    no_permessage_deflate: bool,
     /// Enable POST /admin/fault/... (drills and tests only).
     #[arg(long)]
     enable_fault_injection: bool,
@@ -116,6 +119,7 @@ impl ServeArgs {
         s.ping_interval = Duration::from_millis(self.ping_interval_ms);
         s.client_timeout = Duration::from_millis(self.client_timeout_ms);
         s.max_message_bytes = self.max_message_bytes;
+        s.permessage_deflate = !self.no_permessage_deflate;
         c
     }
 }

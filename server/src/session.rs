@@ -11,17 +11,17 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use actix_ws::{AggregatedMessage, CloseCode, ProtocolError};
 use bytes::Bytes;
 
 use tickwire_engine::domain::{Nanos, SymbolId, SymbolTable};
-use tickwire_engine::fanout::{CloseReason, SubscribeSpec};
+use tickwire_engine::fanout::{CloseReason, Hub, SubscribeSpec};
 use tickwire_engine::tick::ChannelSet;
 use tickwire_engine::wire::{frame, Opcode};
 
 use crate::protocol::{self, ErrorCode, Request, RequestError};
 use crate::transport::SessionShared;
 use crate::worker::Worker;
+use crate::ws::{Inbound, InboundError, Negotiated};
 
 /// Default book depth when a subscribe names none.
 pub const DEFAULT_DEPTH: u8 = 10;
@@ -31,6 +31,8 @@ pub struct Session {
     shared: Rc<SessionShared>,
     worker: Rc<Worker>,
     symbols: std::sync::Arc<SymbolTable>,
+    hub: std::sync::Arc<Hub>,
+    negotiated: Negotiated,
     subscribed: Vec<SymbolId>,
     peer: String,
 }
@@ -40,12 +42,16 @@ impl Session {
         shared: Rc<SessionShared>,
         worker: Rc<Worker>,
         symbols: std::sync::Arc<SymbolTable>,
+        hub: std::sync::Arc<Hub>,
+        negotiated: Negotiated,
         peer: String,
     ) -> Self {
         Session {
             shared,
             worker,
             symbols,
+            hub,
+            negotiated,
             subscribed: Vec::new(),
             peer,
         }
@@ -101,6 +107,7 @@ impl Session {
                     throttle: throttle_ms
                         .filter(|t| *t > 0)
                         .map(|t| Duration::from_millis(t as u64)),
+                    deflate: self.negotiated.deflate,
                 };
                 // The ack goes first so the client sees it before the snapshots.
                 self.send(protocol::ack("subscribed", &id, &symbols, channels));
@@ -166,6 +173,9 @@ impl Actor for Session {
     type Context = Context<Self>;
 
     fn started(&mut self, _ctx: &mut Context<Self>) {
+        if self.negotiated.deflate {
+            self.hub.add_deflate_session();
+        }
         self.worker.add_session(self.shared.clone());
         self.worker.metrics.sessions_active.inc();
         self.worker.metrics.sessions_opened.inc();
@@ -178,6 +188,9 @@ impl Actor for Session {
             router.unsubscribe(self.shared.id, s, ChannelSet(0xff));
         }
         drop(router);
+        if self.negotiated.deflate {
+            self.hub.remove_deflate_session();
+        }
         self.worker.metrics.sessions_active.dec();
         let reason = self.shared.outbox.borrow().closing().map(|r| r.reason);
         tracing::debug!(session = self.shared.id, peer = %self.peer, reason, "session closed");
@@ -189,20 +202,20 @@ impl Actor for Session {
     }
 }
 
-impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for Session {
-    fn handle(&mut self, msg: Result<AggregatedMessage, ProtocolError>, ctx: &mut Context<Self>) {
+impl StreamHandler<Result<Inbound, InboundError>> for Session {
+    fn handle(&mut self, msg: Result<Inbound, InboundError>, ctx: &mut Context<Self>) {
         self.shared.last_seen.set(Instant::now());
         match msg {
-            Ok(AggregatedMessage::Text(text)) => self.handle_text(&text),
-            Ok(AggregatedMessage::Binary(_)) => self.reply_error(&RequestError::new(
+            Ok(Inbound::Text(text)) => self.handle_text(&text),
+            Ok(Inbound::Binary(_)) => self.reply_error(&RequestError::new(
                 None,
                 ErrorCode::Unsupported,
                 "binary frames are not supported; send JSON text frames",
             )),
-            Ok(AggregatedMessage::Ping(payload)) => self.send(frame(Opcode::Pong, &payload)),
-            Ok(AggregatedMessage::Pong(_)) => {}
-            Ok(AggregatedMessage::Close(reason)) => {
-                let code = reason.map(|r| u16::from(r.code)).unwrap_or(1000);
+            Ok(Inbound::Ping(payload)) => self.send(frame(Opcode::Pong, &payload)),
+            Ok(Inbound::Pong) => {}
+            Ok(Inbound::Close(reason)) => {
+                let code = reason.map(|(code, _)| code).unwrap_or(1000);
                 // Echo the client's code, as RFC 6455 asks, then end.
                 let code = if matches!(code, 1000..=1003 | 1007..=1011 | 3000..=4999) {
                     code
@@ -214,15 +227,9 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for Session {
             }
             Err(err) => {
                 self.worker.metrics.protocol_closes.inc();
-                let reason = match err {
-                    ProtocolError::Overflow => CloseReason {
-                        code: u16::from(CloseCode::Size),
-                        reason: "message too big",
-                    },
-                    _ => CloseReason {
-                        code: u16::from(CloseCode::Protocol),
-                        reason: "protocol error",
-                    },
+                let reason = CloseReason {
+                    code: err.close_code(),
+                    reason: err.close_reason(),
                 };
                 tracing::info!(session = self.shared.id, peer = %self.peer, error = %err, "closing on protocol error");
                 self.close(reason);

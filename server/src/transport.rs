@@ -1,16 +1,13 @@
 //! The outbound half of a WebSocket connection: a response body that pulls frames from the
 //! session's outbox.
 //!
-//! actix-ws normally hands frames to the HTTP layer through a channel, copying each message
-//! into a per-connection encoder. We keep actix-ws for the handshake and the inbound decoder,
-//! but replace its outbound body with [`WsBody`]: actix-http polls it only when it can write,
+//! actix-ws would hand frames to the HTTP layer through a channel, copying each message into
+//! a per-connection encoder (see `crate::ws` for why we own the frame layer). [`WsBody`] is
+//! the 101 response's body instead: actix-http polls it only when it can write,
 //! so the session's [`Outbox`](tickwire_engine::fanout::Outbox) is the one buffer where a
 //! slow client's data waits, and where it is conflated and bounded. Frames arrive already
 //! encoded (shared by every subscriber), so the body returns them as they are: no copy and
 //! no allocation per client per tick.
-//!
-//! Holding actix-ws's original body until we are dropped keeps its inbound stream alive for
-//! exactly as long as the connection.
 
 use std::cell::Cell;
 use std::convert::Infallible;
@@ -21,7 +18,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use actix_web::body::{BodySize, BoxBody, MessageBody};
+use actix_web::body::{BodySize, MessageBody};
 use bytes::Bytes;
 use tokio::time::Sleep;
 
@@ -64,15 +61,13 @@ impl SessionShared {
 pub struct WsBody {
     shared: Rc<SessionShared>,
     throttle_timer: Option<Pin<Box<Sleep>>>,
-    _inbound_guard: BoxBody,
 }
 
 impl WsBody {
-    pub fn new(shared: Rc<SessionShared>, inbound_guard: BoxBody) -> Self {
+    pub fn new(shared: Rc<SessionShared>) -> Self {
         WsBody {
             shared,
             throttle_timer: None,
-            _inbound_guard: inbound_guard,
         }
     }
 }

@@ -18,12 +18,13 @@ use actix::prelude::*;
 
 use crate::adapter::FeedCommand;
 use crate::book::{Coalescer, L2Book, Level};
+use crate::deflate::deflate_frame;
 use crate::domain::{Instrument, Nanos, Seq, SymbolId};
 use crate::event::FeedEvent;
 use crate::fanout::router::MAX_DEPTH;
 use crate::fanout::Hub;
 use crate::tick::{BookLevels, Channel, FeedState, Tick, TickBody, TickHeader};
-use crate::wire::TickEncoder;
+use crate::wire::{frame_payload, Opcode, TickEncoder};
 
 /// Apply one normalized event.
 #[derive(Message)]
@@ -121,10 +122,17 @@ impl BookActor {
 
     fn publish(&self, header: TickHeader, body: TickBody, frame: bytes::Bytes) {
         self.stats.ticks.fetch_add(1, Ordering::Relaxed);
+        // Compressed once here for every permessage-deflate subscriber, if there is any.
+        let deflated = if !frame.is_empty() && self.hub.wants_deflate() {
+            deflate_frame(Opcode::Text, frame_payload(&frame))
+        } else {
+            bytes::Bytes::new()
+        };
         self.hub.publish(Arc::new(Tick {
             header,
             body,
             frame,
+            deflated,
         }));
     }
 

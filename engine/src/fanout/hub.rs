@@ -66,6 +66,7 @@ pub struct Hub {
     slots: Box<[SymbolSlot]>,
     workers: Box<[WorkerInbox]>,
     next_worker: AtomicUsize,
+    deflate_sessions: AtomicUsize,
     /// Counters.
     pub stats: HubStats,
 }
@@ -99,6 +100,7 @@ impl Hub {
             slots,
             workers,
             next_worker: AtomicUsize::new(0),
+            deflate_sessions: AtomicUsize::new(0),
             stats: HubStats::default(),
         })
     }
@@ -106,6 +108,22 @@ impl Hub {
     /// The instruments served.
     pub fn symbols(&self) -> &Arc<SymbolTable> {
         &self.symbols
+    }
+
+    /// Counts a session that negotiated permessage-deflate (while any exists, ticks are
+    /// also published compressed).
+    pub fn add_deflate_session(&self) {
+        self.deflate_sessions.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Uncounts a session added with [`Hub::add_deflate_session`].
+    pub fn remove_deflate_session(&self) {
+        self.deflate_sessions.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Whether ticks should carry a compressed frame.
+    pub fn wants_deflate(&self) -> bool {
+        self.deflate_sessions.load(Ordering::Relaxed) > 0
     }
 
     /// Claims the next worker index; each server worker thread calls this once.

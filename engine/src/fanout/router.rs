@@ -16,11 +16,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::hub::{Hub, LastValues};
+use super::hub::Hub;
 use super::outbox::{Offer, Outbox, SlotId};
+use crate::deflate::deflate_frame;
 use crate::domain::SymbolId;
 use crate::tick::{Channel, ChannelSet, FeedState, Tick, TickBody};
-use crate::wire::TickEncoder;
+use crate::wire::{frame_payload, Opcode, TickEncoder};
 
 /// A session's outbox as shared between its session, its transport and the router.
 pub type SharedOutbox = Rc<RefCell<Outbox>>;
@@ -39,6 +40,8 @@ pub struct SubscribeSpec {
     pub depth: u8,
     /// At most one quote/book update per this interval, or unthrottled.
     pub throttle: Option<Duration>,
+    /// The session negotiated permessage-deflate: send it compressed frames.
+    pub deflate: bool,
 }
 
 struct Subscriber {
@@ -48,6 +51,7 @@ struct Subscriber {
     quote_slot: Option<SlotId>,
     book_slot: Option<SlotId>,
     depth: u8,
+    deflate: bool,
     /// Per channel: ticks with a `seq` at or below this predate the snapshot the session got
     /// when it subscribed (they may still sit in this worker's queue) and are skipped.
     start_seq: [u64; 3],
@@ -76,8 +80,26 @@ pub struct Router {
     hub: Arc<Hub>,
     worker: usize,
     by_symbol: Vec<Vec<Subscriber>>,
-    book_cache: Vec<(u8, Bytes)>,
+    book_cache: Vec<BookFrames>,
     stats: RouterStats,
+}
+
+/// A book tick encoded at one depth, plain and (when some subscriber needs it) compressed.
+struct BookFrames {
+    depth: u8,
+    plain: Bytes,
+    deflated: Option<Bytes>,
+}
+
+impl BookFrames {
+    fn frame_for(&mut self, deflate: bool) -> &Bytes {
+        if !deflate {
+            return &self.plain;
+        }
+        let plain = &self.plain;
+        self.deflated
+            .get_or_insert_with(|| deflate_frame(Opcode::Text, frame_payload(plain)))
+    }
 }
 
 impl Router {
@@ -132,6 +154,7 @@ impl Router {
                     quote_slot: None,
                     book_slot: None,
                     depth,
+                    deflate: spec.deflate,
                     start_seq: [0; 3],
                 });
                 list.len() - 1
@@ -172,16 +195,30 @@ impl Router {
         }
         let instrument = self.hub.symbols().get(symbol);
         let enc = TickEncoder::new(instrument);
+        let deflate = sub.deflate;
+        let snapshot_frame = |t: &Tick| -> Bytes {
+            if deflate && t.deflated.is_empty() {
+                // Published before any session compressed: compress this one now.
+                deflate_frame(Opcode::Text, frame_payload(&t.frame))
+            } else {
+                t.frame_for(deflate).clone()
+            }
+        };
         if added.contains(Channel::Quote) {
             if let (Some(t), Some(id)) = (&last.quote, sub.quote_slot) {
-                ob.offer(id, t.header.chan_seq.0, &t.frame, None);
+                ob.offer(id, t.header.chan_seq.0, &snapshot_frame(t), None);
             }
         }
         if added.contains(Channel::Book) || (depth_changed && sub.channels.contains(Channel::Book))
         {
             if let (Some(t), Some(id)) = (&last.book, sub.book_slot) {
                 if let TickBody::Book(levels) = &t.body {
-                    let frame = enc.book(&t.header, levels, depth as usize);
+                    let plain = enc.book(&t.header, levels, depth as usize);
+                    let frame = if deflate {
+                        deflate_frame(Opcode::Text, frame_payload(&plain))
+                    } else {
+                        plain
+                    };
                     // A depth change re-sends the same chan_seq; let it through.
                     ob.free_slot(id);
                     let id = ob.alloc_slot(spec.throttle);
@@ -191,7 +228,9 @@ impl Router {
             }
         }
         if !added.is_empty() {
-            send_status_if_stale(&mut ob, &last);
+            if let Some(t) = last.status.as_ref().filter(|t| is_stale(t)) {
+                ob.push_event(snapshot_frame(t));
+            }
         }
         sub.channels
     }
@@ -250,7 +289,10 @@ impl Router {
                     }
                     if let Some(id) = s.quote_slot {
                         self.stats.offered += 1;
-                        let r = s.outbox.borrow_mut().offer(id, seq, &tick.frame, now);
+                        let r =
+                            s.outbox
+                                .borrow_mut()
+                                .offer(id, seq, tick.frame_for(s.deflate), now);
                         self.stats.overflow_closes += (r == Offer::Overflow) as u64;
                     }
                 }
@@ -259,7 +301,10 @@ impl Router {
                 for s in subs {
                     if s.wants(Channel::Trade, symbol_seq) {
                         self.stats.offered += 1;
-                        let r = s.outbox.borrow_mut().push_event(tick.frame.clone());
+                        let r = s
+                            .outbox
+                            .borrow_mut()
+                            .push_event(tick.frame_for(s.deflate).clone());
                         self.stats.overflow_closes += (r == Offer::Overflow) as u64;
                     }
                 }
@@ -267,7 +312,10 @@ impl Router {
             TickBody::Status { .. } => {
                 for s in subs {
                     self.stats.offered += 1;
-                    let r = s.outbox.borrow_mut().push_event(tick.frame.clone());
+                    let r = s
+                        .outbox
+                        .borrow_mut()
+                        .push_event(tick.frame_for(s.deflate).clone());
                     self.stats.overflow_closes += (r == Offer::Overflow) as u64;
                 }
             }
@@ -279,14 +327,18 @@ impl Router {
                     else {
                         continue;
                     };
-                    let frame = match self.book_cache.iter().find(|(d, _)| *d == s.depth) {
-                        Some((_, f)) => f.clone(),
+                    let at = match self.book_cache.iter().position(|b| b.depth == s.depth) {
+                        Some(at) => at,
                         None => {
-                            let f = enc.book(&tick.header, levels, s.depth as usize);
-                            self.book_cache.push((s.depth, f.clone()));
-                            f
+                            self.book_cache.push(BookFrames {
+                                depth: s.depth,
+                                plain: enc.book(&tick.header, levels, s.depth as usize),
+                                deflated: None,
+                            });
+                            self.book_cache.len() - 1
                         }
                     };
+                    let frame = self.book_cache[at].frame_for(s.deflate).clone();
                     self.stats.offered += 1;
                     let r = s.outbox.borrow_mut().offer(id, seq, &frame, now);
                     self.stats.overflow_closes += (r == Offer::Overflow) as u64;
@@ -342,14 +394,12 @@ impl Router {
     }
 }
 
-fn send_status_if_stale(ob: &mut Outbox, last: &LastValues) {
-    if let Some(t) = &last.status {
-        if let TickBody::Status {
+fn is_stale(t: &Tick) -> bool {
+    matches!(
+        t.body,
+        TickBody::Status {
             state: FeedState::Stale,
             ..
-        } = t.body
-        {
-            ob.push_event(t.frame.clone());
         }
-    }
+    )
 }

@@ -252,6 +252,14 @@ test('trading UI in headless Chromium against the real server', { timeout: 180_0
     }
   });
 
+  await t.test('Chromium negotiated permessage-deflate and decodes the compressed frames', async () => {
+    // Browsers offer compression by default; the server shares one compressed frame per
+    // message among all such clients (RFC 7692 with server_no_context_takeover).
+    const ext = await page.evaluate(() => window.tickwireApp.client.ws && window.tickwireApp.client.ws.extensions);
+    assert.match(ext || '', /permessage-deflate/);
+    assert.match(ext, /server_no_context_takeover/);
+  });
+
   await t.test('prices change over a few seconds', async () => {
     const n = await changedRows(page, await watchValues(page), 3000);
     assert.ok(n >= SYMBOLS / 2, `only ${n} of ${SYMBOLS} rows changed in 3 s`);

@@ -1,0 +1,123 @@
+//! Opening handshake: accept key, subprotocol, and permessage-deflate negotiation.
+//!
+//! We accept a `permessage-deflate` offer whenever we can honour it, and always answer with
+//! `server_no_context_takeover` (each server message is compressed on its own, so one
+//! compressed frame serves every subscriber; see `tickwire_engine::deflate`) and
+//! `client_no_context_takeover` (each client message is inflated on its own, so no
+//! per-connection window is kept). An offer that limits our window below 15 bits is
+//! declined (we would have to compress per connection); the next offer, or no compression,
+//! is used instead, as RFC 7692 allows.
+
+use actix_http::header::{HeaderValue, SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_PROTOCOL};
+use actix_http::ws::{handshake, HandshakeError};
+use actix_web::HttpRequest;
+
+/// The subprotocol of the JSON encoding (the default; also used when none is offered).
+pub const JSON_PROTOCOL: &str = "tickwire.json";
+
+/// What the handshake settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Negotiated {
+    /// permessage-deflate is on for this connection.
+    pub deflate: bool,
+}
+
+/// The response header value when permessage-deflate is accepted.
+pub const DEFLATE_RESPONSE: &str =
+    "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
+
+/// Validates the upgrade request and builds the 101 response.
+pub fn negotiate(
+    req: &HttpRequest,
+    allow_deflate: bool,
+) -> Result<(actix_http::ResponseBuilder, Negotiated), HandshakeError> {
+    let mut response = handshake(req.head())?;
+    let deflate = allow_deflate
+        && req
+            .headers()
+            .get_all(SEC_WEBSOCKET_EXTENSIONS)
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(acceptable_deflate_offer);
+    if deflate {
+        response.insert_header((
+            SEC_WEBSOCKET_EXTENSIONS,
+            HeaderValue::from_static(DEFLATE_RESPONSE),
+        ));
+    }
+    let offers_json = req
+        .headers()
+        .get_all(SEC_WEBSOCKET_PROTOCOL)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim() == JSON_PROTOCOL);
+    if offers_json {
+        response.insert_header((
+            SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static(JSON_PROTOCOL),
+        ));
+    }
+    Ok((response, Negotiated { deflate }))
+}
+
+/// Whether one offer (`permessage-deflate; param; param=value`) can be accepted as we answer.
+pub fn acceptable_deflate_offer(offer: &str) -> bool {
+    let mut parts = offer.split(';').map(str::trim);
+    if parts.next() != Some("permessage-deflate") {
+        return false;
+    }
+    let mut seen: Vec<&str> = Vec::new();
+    for p in parts {
+        let (name, value) = match p.split_once('=') {
+            Some((n, v)) => (n.trim(), Some(v.trim().trim_matches('"'))),
+            None => (p, None),
+        };
+        if seen.contains(&name) {
+            return false; // RFC 7692 §7: duplicate parameters make the offer invalid
+        }
+        seen.push(name);
+        let ok = match (name, value) {
+            ("server_no_context_takeover" | "client_no_context_takeover", None) => true,
+            // Our window is fixed at 15 bits; a smaller limit would need per-client state.
+            ("server_max_window_bits", Some(v)) => v == "15",
+            ("client_max_window_bits", None) => true,
+            ("client_max_window_bits", Some(v)) => {
+                matches!(v.parse::<u8>(), Ok(8..=15))
+            }
+            _ => false,
+        };
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::acceptable_deflate_offer as ok;
+
+    #[test]
+    fn accepts_what_browsers_and_libraries_send() {
+        assert!(ok("permessage-deflate"));
+        assert!(ok(" permessage-deflate; client_max_window_bits"));
+        assert!(ok(
+            "permessage-deflate; client_max_window_bits=12; server_no_context_takeover"
+        ));
+        assert!(ok("permessage-deflate; server_max_window_bits=15"));
+        assert!(ok("permessage-deflate; client_max_window_bits=\"10\""));
+    }
+
+    #[test]
+    fn declines_what_it_cannot_honour() {
+        assert!(!ok("x-webkit-deflate-frame"));
+        assert!(!ok("permessage-deflate; server_max_window_bits=10"));
+        assert!(!ok("permessage-deflate; server_max_window_bits"));
+        assert!(!ok("permessage-deflate; client_max_window_bits=7"));
+        assert!(!ok("permessage-deflate; unknown_param"));
+        assert!(!ok(
+            "permessage-deflate; server_no_context_takeover; server_no_context_takeover"
+        ));
+        assert!(!ok("permessage-deflate; server_no_context_takeover=1"));
+    }
+}

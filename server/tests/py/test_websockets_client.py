@@ -1,0 +1,99 @@
+"""A client nobody here wrote: Python's `websockets` library against the real server.
+
+It negotiates permessage-deflate by default; the test checks the negotiation, that what the
+library decodes equals what an uncompressed connection receives, and that compressed
+client requests work.  Run by `.ci/test.sh` (which installs `websockets` and `pytest`).
+"""
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import websockets
+
+ROOT = Path(__file__).resolve().parents[3]
+BINARY = Path(os.environ.get("TICKWIRE_BIN", ROOT / "target" / "release" / "tickwire"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def server():
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(BINARY), "serve", "--listen", f"127.0.0.1:{port}", "--symbols", "4", "--rate", "400"],
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    else:
+        proc.kill()
+        raise RuntimeError("server did not start")
+    yield f"ws://127.0.0.1:{port}/ws"
+    proc.kill()
+    proc.wait()
+
+
+async def collect(ws, seconds):
+    out = []
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        try:
+            out.append(json.loads(await asyncio.wait_for(ws.recv(), left)))
+        except asyncio.TimeoutError:
+            break
+    return out
+
+
+SUB = {"op": "subscribe", "id": 1, "symbols": ["SYM0001"], "channels": ["quote", "trade", "book"]}
+
+
+def test_compression_is_negotiated_and_transparent(server):
+    async def run():
+        async with websockets.connect(server) as deflated, websockets.connect(
+            server, compression=None
+        ) as plain:
+            ext = deflated.response.headers.get("Sec-WebSocket-Extensions", "")
+            assert "permessage-deflate" in ext and "server_no_context_takeover" in ext, ext
+            assert "Sec-WebSocket-Extensions" not in plain.response.headers
+            await deflated.send(json.dumps(SUB))
+            await plain.send(json.dumps(SUB))
+            a, b = await asyncio.gather(collect(deflated, 2.0), collect(plain, 2.0))
+            return a, b
+
+    a, b = asyncio.run(run())
+    assert a[0]["type"] == "subscribed"
+    key = lambda m: (m.get("type"), m.get("symbol"), m.get("chan_seq"))
+    plain = {key(m): m for m in b if "chan_seq" in m}
+    common = [m for m in a if key(m) in plain]
+    assert len(common) > 100, len(common)
+    for m in common:
+        assert m == plain[key(m)]
+
+
+def test_errors_and_pings_over_a_compressed_connection(server):
+    async def run():
+        async with websockets.connect(server) as ws:
+            await ws.send('{"op":"subscribe","id":7,"symbols":["NOPE"],"channels":["quote"]}')
+            err = json.loads(await ws.recv())
+            await ws.send('{"op":"ping","id":8}')
+            pong = json.loads(await ws.recv())
+            return err, pong
+
+    err, pong = asyncio.run(run())
+    assert err["code"] == "unknown_symbol" and err["id"] == 7
+    assert pong == {"type": "pong", "id": 8, "ts": pong["ts"]}
