@@ -8,13 +8,15 @@
 //! * [`event`]: normalized events that adapters produce.
 //! * [`book`]: the L2 order book and the coalescing of changes into ticks.
 //! * [`tick`] and [`wire`]: what is published, and its client wire encoding (done once);
-//!   [`deflate`]: its permessage-deflate variant, also done once for all recipients.
+//!   [`deflate`]: its permessage-deflate variant, also done once for all recipients;
+//!   [`batch`]: several pending frames of a session as one message, without re-encoding.
 //! * [`adapter`]: the trait every upstream implements.
 //! * [`actors`]: the supervision tree (feed handlers, book actors).
 //! * [`fanout`]: the lock-free publish path from book actors to client sessions.
 
 pub mod actors;
 pub mod adapter;
+pub mod batch;
 pub mod book;
 pub mod deflate;
 pub mod domain;

@@ -77,7 +77,8 @@ async fn ws_upgrade(
         ctx.add_stream(inbound);
         Session::new(session_shared, worker, symbols, hub, negotiated, peer)
     });
-    let response = response.message_body(WsBody::new(shared))?;
+    let batch_window = negotiated.batch.then_some(limits.batch_window);
+    let response = response.message_body(WsBody::new(shared, batch_window))?;
     Ok(HttpResponse::from(response.map_into_boxed_body()))
 }
 

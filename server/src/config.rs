@@ -48,6 +48,10 @@ pub struct SessionLimits {
     pub sweep_interval: Duration,
     /// Accept permessage-deflate (RFC 7692) when a client offers it.
     pub permessage_deflate: bool,
+    /// For clients of `tickwire.json.batch`: how long the first pending update may wait for
+    /// others to share its frame (the latency bound of batching; 0 batches only what is
+    /// already pending).
+    pub batch_window: Duration,
 }
 
 impl Default for SessionLimits {
@@ -64,6 +68,7 @@ impl Default for SessionLimits {
             socket_send_buffer: 64 << 10,
             sweep_interval: Duration::from_millis(100),
             permessage_deflate: true,
+            batch_window: Duration::ZERO,
         }
     }
 }

@@ -79,6 +79,10 @@ struct ServeArgs {
     /// Milliseconds before a failed feed's first restart (doubling up to 10 s).
     #[arg(long, default_value_t = 100)]
     feed_backoff_ms: u64,
+    /// Batching clients (subprotocol tickwire.json.batch): microseconds the first pending
+    /// update may wait for others to share its frame (0: batch only what is pending).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    batch_window_us: u64,
     /// Refuse permessage-deflate even when clients offer it.
     #[arg(long)]
     no_permessage_deflate: bool,
@@ -120,6 +124,7 @@ impl ServeArgs {
         s.client_timeout = Duration::from_millis(self.client_timeout_ms);
         s.max_message_bytes = self.max_message_bytes;
         s.permessage_deflate = !self.no_permessage_deflate;
+        s.batch_window = Duration::from_micros(self.batch_window_us);
         c
     }
 }

@@ -16,13 +16,15 @@ use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::body::{BodySize, MessageBody};
 use bytes::Bytes;
 use tokio::time::Sleep;
 
+use tickwire_engine::batch;
 use tickwire_engine::fanout::SharedOutbox;
+use tickwire_engine::wire::Opcode;
 
 /// State shared by a session actor, its transport body and its worker's sweep.
 pub struct SessionShared {
@@ -61,15 +63,39 @@ impl SessionShared {
 pub struct WsBody {
     shared: Rc<SessionShared>,
     throttle_timer: Option<Pin<Box<Sleep>>>,
+    batching: Option<Batching>,
 }
 
+/// Batching state of a session that negotiated `tickwire.json.batch`.
+struct Batching {
+    /// How long the first pending update may wait for others (0: only what is pending).
+    window: Duration,
+    timer: Option<Pin<Box<Sleep>>>,
+    /// A frame taken from the outbox that could not join the previous batch.
+    carry: Option<Bytes>,
+}
+
+/// Largest batch, in payload bytes: keeps one write, and one client, from hogging the worker.
+const MAX_BATCH_BYTES: usize = 64 << 10;
+const MAX_BATCH_FRAMES: usize = 256;
+
 impl WsBody {
-    pub fn new(shared: Rc<SessionShared>) -> Self {
+    /// A body draining `shared`'s outbox; `batch_window` when the client accepts batches.
+    pub fn new(shared: Rc<SessionShared>, batch_window: Option<Duration>) -> Self {
         WsBody {
             shared,
             throttle_timer: None,
+            batching: batch_window.map(|window| Batching {
+                window,
+                timer: None,
+                carry: None,
+            }),
         }
     }
+}
+
+fn is_text(frame: &[u8]) -> bool {
+    frame[0] & 0x0f == Opcode::Text as u8
 }
 
 impl Drop for WsBody {
@@ -116,10 +142,63 @@ impl MessageBody for WsBody {
                 }
             }
         }
-        match outbox.next_frame(cx.waker()) {
-            Some(frame) => Poll::Ready(Some(Ok(frame))),
-            None if outbox.finished() => Poll::Ready(None),
-            None => Poll::Pending,
+        let Some(batching) = this.batching.as_mut() else {
+            return match outbox.next_frame(cx.waker()) {
+                Some(frame) => Poll::Ready(Some(Ok(frame))),
+                None if outbox.finished() => Poll::Ready(None),
+                None => Poll::Pending,
+            };
+        };
+        if !batching.window.is_zero() && batching.carry.is_none() && outbox.closing().is_none() {
+            // Let the first pending update wait up to the window for others to join it.
+            match &mut batching.timer {
+                None if outbox.has_pending() => {
+                    let mut t = Box::pin(tokio::time::sleep(batching.window));
+                    let ready = t.as_mut().poll(cx).is_ready();
+                    batching.timer = Some(t);
+                    if !ready {
+                        return Poll::Pending;
+                    }
+                }
+                None => {}
+                Some(t) => {
+                    if t.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                }
+            }
+            batching.timer = None;
         }
+        let first = match batching.carry.take() {
+            Some(f) => f,
+            None => match outbox.next_frame(cx.waker()) {
+                Some(f) => f,
+                None if outbox.finished() => return Poll::Ready(None),
+                None => return Poll::Pending,
+            },
+        };
+        if !is_text(&first) {
+            return Poll::Ready(Some(Ok(first)));
+        }
+        let compressed = batch::is_deflated(&first);
+        let mut size = first.len();
+        let mut group = vec![first];
+        while size < MAX_BATCH_BYTES && group.len() < MAX_BATCH_FRAMES {
+            match outbox.next_frame(cx.waker()) {
+                Some(f) if is_text(&f) && batch::is_deflated(&f) == compressed => {
+                    size += f.len();
+                    group.push(f);
+                }
+                Some(f) => {
+                    batching.carry = Some(f);
+                    break;
+                }
+                None => break,
+            }
+        }
+        if group.len() == 1 {
+            return Poll::Ready(group.pop().map(Ok));
+        }
+        Poll::Ready(Some(Ok(batch::json_array(&group))))
     }
 }

@@ -370,6 +370,11 @@ impl Outbox {
         earliest
     }
 
+    /// Whether anything may be ready to send (a cheap over-approximation).
+    pub fn has_pending(&self) -> bool {
+        !self.entries.is_empty() || self.closing.is_some()
+    }
+
     /// Whether throttled values are waiting.
     pub fn has_deferred(&self) -> bool {
         !self.deferred.is_empty()

@@ -12,14 +12,21 @@ use actix_http::header::{HeaderValue, SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_PR
 use actix_http::ws::{handshake, HandshakeError};
 use actix_web::HttpRequest;
 
-/// The subprotocol of the JSON encoding (the default; also used when none is offered).
+/// The subprotocol of the JSON encoding, one object per frame (the default; also used when
+/// no subprotocol is offered).
 pub const JSON_PROTOCOL: &str = "tickwire.json";
+
+/// JSON where a frame may also hold an array of objects: the server batches several pending
+/// updates into one frame and one write.
+pub const JSON_BATCH_PROTOCOL: &str = "tickwire.json.batch";
 
 /// What the handshake settled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Negotiated {
     /// permessage-deflate is on for this connection.
     pub deflate: bool,
+    /// The client accepts batched frames (JSON arrays).
+    pub batch: bool,
 }
 
 /// The response header value when permessage-deflate is accepted.
@@ -45,19 +52,28 @@ pub fn negotiate(
             HeaderValue::from_static(DEFLATE_RESPONSE),
         ));
     }
-    let offers_json = req
+    // The first offered subprotocol we speak wins, as RFC 6455 leaves the choice to us.
+    let chosen = req
         .headers()
         .get_all(SEC_WEBSOCKET_PROTOCOL)
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|p| p.trim() == JSON_PROTOCOL);
-    if offers_json {
-        response.insert_header((
-            SEC_WEBSOCKET_PROTOCOL,
-            HeaderValue::from_static(JSON_PROTOCOL),
-        ));
+        .map(str::trim)
+        .find_map(|p| match p {
+            JSON_PROTOCOL => Some(JSON_PROTOCOL),
+            JSON_BATCH_PROTOCOL => Some(JSON_BATCH_PROTOCOL),
+            _ => None,
+        });
+    if let Some(p) = chosen {
+        response.insert_header((SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(p)));
     }
-    Ok((response, Negotiated { deflate }))
+    Ok((
+        response,
+        Negotiated {
+            deflate,
+            batch: chosen == Some(JSON_BATCH_PROTOCOL),
+        },
+    ))
 }
 
 /// Whether one offer (`permessage-deflate; param; param=value`) can be accepted as we answer.

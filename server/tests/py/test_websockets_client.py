@@ -26,11 +26,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture()
-def server():
+def start(*extra):
     port = free_port()
     proc = subprocess.Popen(
-        [str(BINARY), "serve", "--listen", f"127.0.0.1:{port}", "--symbols", "4", "--rate", "400"],
+        [str(BINARY), "serve", "--listen", f"127.0.0.1:{port}", "--symbols", "4", *extra],
         stdout=subprocess.DEVNULL,
     )
     deadline = time.time() + 20
@@ -43,7 +42,21 @@ def server():
     else:
         proc.kill()
         raise RuntimeError("server did not start")
-    yield f"ws://127.0.0.1:{port}/ws"
+    return proc, f"ws://127.0.0.1:{port}/ws"
+
+
+@pytest.fixture()
+def server():
+    proc, url = start("--rate", "400")
+    yield url
+    proc.kill()
+    proc.wait()
+
+
+@pytest.fixture()
+def batching_server():
+    proc, url = start("--rate", "4000", "--batch-window-us", "5000")
+    yield url
     proc.kill()
     proc.wait()
 
@@ -97,3 +110,35 @@ def test_errors_and_pings_over_a_compressed_connection(server):
     err, pong = asyncio.run(run())
     assert err["code"] == "unknown_symbol" and err["id"] == 7
     assert pong == {"type": "pong", "id": 8, "ts": pong["ts"]}
+
+
+def test_compressed_batches_decode_with_zlib(batching_server):
+    """Batches of compressed frames are spliced, not recompressed; zlib must accept them."""
+
+    async def run():
+        async with websockets.connect(
+            batching_server, subprotocols=["tickwire.json.batch"]
+        ) as ws:
+            assert ws.subprotocol == "tickwire.json.batch"
+            assert "permessage-deflate" in ws.response.headers.get("Sec-WebSocket-Extensions", "")
+            await ws.send(json.dumps({**SUB, "symbols": ["SYM0000", "SYM0001", "SYM0002", "SYM0003"]}))
+            frames = []
+            end = time.monotonic() + 2.0
+            while (left := end - time.monotonic()) > 0:
+                try:
+                    frames.append(json.loads(await asyncio.wait_for(ws.recv(), left)))
+                except asyncio.TimeoutError:
+                    break
+            return frames
+
+    frames = asyncio.run(run())
+    arrays = [f for f in frames if isinstance(f, list)]
+    assert len(arrays) > 20, f"{len(arrays)} batched frames of {len(frames)}"
+    msgs = [m for f in frames for m in (f if isinstance(f, list) else [f])]
+    trades = {}
+    for m in msgs:
+        if m.get("type") == "trade":
+            prev = trades.get(m["symbol"])
+            assert prev is None or m["chan_seq"] == prev + 1, "trade gap"
+            trades[m["symbol"]] = m["chan_seq"]
+    assert len(msgs) > 3000
