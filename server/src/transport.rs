@@ -161,11 +161,8 @@ impl MessageBody for WsBody {
                     }
                 }
                 None => {}
-                Some(t) => {
-                    if t.as_mut().poll(cx).is_pending() {
-                        return Poll::Pending;
-                    }
-                }
+                Some(t) if t.as_mut().poll(cx).is_pending() => return Poll::Pending,
+                Some(_) => {}
             }
             batching.timer = None;
         }
