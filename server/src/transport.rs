@@ -151,20 +151,15 @@ impl MessageBody for WsBody {
         };
         if !batching.window.is_zero() && batching.carry.is_none() && outbox.closing().is_none() {
             // Let the first pending update wait up to the window for others to join it.
-            match &mut batching.timer {
-                None if outbox.has_pending() => {
-                    let mut t = Box::pin(tokio::time::sleep(batching.window));
-                    let ready = t.as_mut().poll(cx).is_ready();
-                    batching.timer = Some(t);
-                    if !ready {
-                        return Poll::Pending;
-                    }
-                }
-                None => {}
-                Some(t) if t.as_mut().poll(cx).is_pending() => return Poll::Pending,
-                Some(_) => {}
+            if batching.timer.is_none() && outbox.has_pending() {
+                batching.timer = Some(Box::pin(tokio::time::sleep(batching.window)));
             }
-            batching.timer = None;
+            if let Some(t) = batching.timer.as_mut() {
+                if t.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                batching.timer = None;
+            }
         }
         let first = match batching.carry.take() {
             Some(f) => f,
