@@ -23,7 +23,7 @@ echo "== JavaScript client library (node --test)"
 node --test server/web/test/
 
 echo "== a third-party WebSocket client (Python websockets) against the server"
-python3 -m pip install --quiet --disable-pip-version-check "websockets>=13,<18" "pytest>=8,<10"
+python3 -m pip install --quiet --disable-pip-version-check "websockets>=13,<18" "pytest>=8,<10" "msgpack>=1,<2"
 cargo build --release -p tickwire-server
 python3 -m pytest -q server/tests/py
 

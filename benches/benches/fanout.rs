@@ -11,11 +11,12 @@ use std::sync::Arc;
 use std::task::{Wake, Waker};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use tickwire_engine::book::{Level, TopOfBook};
 use tickwire_engine::domain::{Instrument, Nanos, Price, Qty, Scale, Seq, SymbolId, SymbolTable};
 use tickwire_engine::fanout::{Hub, Outbox, OutboxLimits, Router, SharedOutbox, SubscribeSpec};
-use tickwire_engine::tick::{Channel, ChannelSet, Tick, TickBody, TickHeader};
+use tickwire_engine::tick::{Channel, ChannelSet, Encoding, Tick, TickBody, TickHeader};
 use tickwire_engine::wire::TickEncoder;
 
 /// Counts wake-ups, standing in for a transport task waiting on its outbox.
@@ -52,8 +53,7 @@ fn quote_tick(ins: &Instrument, seq: u64) -> Arc<Tick> {
     Arc::new(Tick {
         header,
         body: TickBody::Quote(top),
-        frame,
-        deflated: bytes::Bytes::new(),
+        frames: [frame, Bytes::new(), Bytes::new(), Bytes::new()],
     })
 }
 
@@ -81,7 +81,7 @@ fn fanout(c: &mut Criterion) {
                     channels: [Channel::Quote].into_iter().collect::<ChannelSet>(),
                     depth: 10,
                     throttle: None,
-                    deflate: false,
+                    encoding: Encoding::JSON,
                 };
                 router.subscribe(i as u64, &ob, SymbolId(0), spec);
                 ob

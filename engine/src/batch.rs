@@ -47,10 +47,46 @@ pub fn json_array(frames: &[Bytes]) -> Bytes {
     }
 }
 
+/// Combines complete binary MessagePack frames (all compressed, or all not) into one frame
+/// holding a MessagePack array of the messages.
+pub fn msgpack_array(frames: &[Bytes]) -> Bytes {
+    let deflated = frames.first().is_some_and(|f| is_deflated(f));
+    let payload_len: usize = frames.iter().map(|f| frame_payload(f).len()).sum();
+    let mut header = Vec::with_capacity(5);
+    rmp::encode::write_array_len(&mut header, frames.len() as u32).expect("write to Vec");
+    let mut out = FrameBuf::with_capacity(payload_len + frames.len() * 4 + 16);
+    let v = out.vec();
+    if deflated {
+        stored_bytes(v, &header);
+        for f in frames {
+            v.extend_from_slice(frame_payload(f));
+            v.extend_from_slice(&SYNC_TAIL);
+        }
+        // Drop the last sync tail, as RFC 7692 strips it from every message.
+        v.truncate(v.len() - SYNC_TAIL.len());
+        out.finish_with_rsv1(Opcode::Binary)
+    } else {
+        v.extend_from_slice(&header);
+        for f in frames {
+            v.extend_from_slice(frame_payload(f));
+        }
+        out.finish(Opcode::Binary)
+    }
+}
+
 /// Appends a non-final stored deflate block holding one byte (we are byte-aligned after
 /// every sync flush).
 fn stored_block(v: &mut Vec<u8>, byte: u8) {
-    v.extend_from_slice(&[0x00, 0x01, 0x00, 0xfe, 0xff, byte]);
+    stored_bytes(v, &[byte]);
+}
+
+/// Appends a non-final stored deflate block holding `bytes` (at most 65535).
+fn stored_bytes(v: &mut Vec<u8>, bytes: &[u8]) {
+    let len = bytes.len() as u16;
+    v.push(0x00);
+    v.extend_from_slice(&len.to_le_bytes());
+    v.extend_from_slice(&(!len).to_le_bytes());
+    v.extend_from_slice(bytes);
 }
 
 #[cfg(test)]

@@ -9,7 +9,8 @@
 //! * [`book`]: the L2 order book and the coalescing of changes into ticks.
 //! * [`tick`] and [`wire`]: what is published, and its client wire encoding (done once);
 //!   [`deflate`]: its permessage-deflate variant, also done once for all recipients;
-//!   [`batch`]: several pending frames of a session as one message, without re-encoding.
+//!   [`batch`]: several pending frames of a session as one message, without re-encoding;
+//!   [`msgpack`]: the binary encoding of the same messages.
 //! * [`adapter`]: the trait every upstream implements.
 //! * [`actors`]: the supervision tree (feed handlers, book actors).
 //! * [`fanout`]: the lock-free publish path from book actors to client sessions.
@@ -22,6 +23,7 @@ pub mod deflate;
 pub mod domain;
 pub mod event;
 pub mod fanout;
+pub mod msgpack;
 pub mod tick;
 pub mod wire;
 

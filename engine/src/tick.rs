@@ -157,27 +157,65 @@ pub enum TickBody {
     },
 }
 
+/// How a session wants its frames: JSON or MessagePack, compressed or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct Encoding {
+    pub msgpack: bool,
+    pub deflate: bool,
+}
+
+impl Encoding {
+    /// Plain JSON text frames.
+    pub const JSON: Encoding = Encoding {
+        msgpack: false,
+        deflate: false,
+    };
+    /// Number of distinct encodings.
+    pub const COUNT: usize = 4;
+
+    /// A dense index for per-encoding tables.
+    pub const fn index(self) -> usize {
+        (self.msgpack as usize) << 1 | self.deflate as usize
+    }
+
+    /// The encoding with index `i`.
+    pub const fn from_index(i: usize) -> Encoding {
+        Encoding {
+            msgpack: i & 2 != 0,
+            deflate: i & 1 != 0,
+        }
+    }
+}
+
 /// A published, immutable update of one symbol.
 #[derive(Debug)]
 pub struct Tick {
     pub header: TickHeader,
     pub body: TickBody,
-    /// The encoded WebSocket frame (quote, trade, status); empty for book ticks.
-    pub frame: Bytes,
-    /// The same frame compressed for permessage-deflate sessions; empty when no session
-    /// compresses (or for book ticks, which are compressed per depth by the router).
-    pub deflated: Bytes,
+    /// The encoded WebSocket frame per [`Encoding::index`]; empty where no session needed it
+    /// when the tick was published, and always empty for book ticks (the router encodes
+    /// those per depth).
+    pub frames: [Bytes; Encoding::COUNT],
 }
 
 impl Tick {
-    /// The frame to send to a session, compressed or not.
+    /// The frame for `enc`, if it was encoded at publication.
     #[inline]
-    pub fn frame_for(&self, deflate: bool) -> &Bytes {
-        if deflate && !self.deflated.is_empty() {
-            &self.deflated
-        } else {
-            &self.frame
-        }
+    pub fn frame(&self, enc: Encoding) -> Option<&Bytes> {
+        let f = &self.frames[enc.index()];
+        (!f.is_empty()).then_some(f)
+    }
+
+    /// The plain JSON frame (empty for book ticks).
+    pub fn json(&self) -> &Bytes {
+        &self.frames[0]
+    }
+}
+
+impl TickBody {
+    /// Whether this is a book ladder (encoded per subscriber depth).
+    pub fn is_book(&self) -> bool {
+        matches!(self, TickBody::Book(_))
     }
 }
 

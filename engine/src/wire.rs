@@ -255,6 +255,52 @@ fn push_int(out: &mut Vec<u8>, v: i64) {
     out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
+/// Encodes a tick's message in any [`Encoding`]; `depth` applies to book ticks.
+pub fn encode_tick(
+    instrument: &Instrument,
+    header: &TickHeader,
+    body: &crate::tick::TickBody,
+    enc: crate::tick::Encoding,
+    depth: usize,
+) -> Bytes {
+    use crate::tick::TickBody;
+    let plain = if enc.msgpack {
+        let m = crate::msgpack::MsgPackEncoder::new(instrument);
+        match body {
+            TickBody::Quote(top) => m.quote(header, top),
+            TickBody::Trade {
+                price,
+                qty,
+                aggressor,
+            } => m.trade(header, *price, *qty, *aggressor),
+            TickBody::Book(levels) => m.book(header, levels, depth),
+            TickBody::Status { state, reason } => m.status(header.ts, *state, reason),
+        }
+    } else {
+        let j = TickEncoder::new(instrument);
+        match body {
+            TickBody::Quote(top) => j.quote(header, top),
+            TickBody::Trade {
+                price,
+                qty,
+                aggressor,
+            } => j.trade(header, *price, *qty, *aggressor),
+            TickBody::Book(levels) => j.book(header, levels, depth),
+            TickBody::Status { state, reason } => j.status(header.ts, *state, reason),
+        }
+    };
+    if enc.deflate {
+        let op = if enc.msgpack {
+            Opcode::Binary
+        } else {
+            Opcode::Text
+        };
+        crate::deflate::deflate_frame(op, frame_payload(&plain))
+    } else {
+        plain
+    }
+}
+
 /// Appends `s` as a JSON string literal with the escapes JSON requires.
 pub fn push_json_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');

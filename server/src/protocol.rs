@@ -271,10 +271,17 @@ fn parse_channels(
     Ok(set)
 }
 
-fn json_frame<T: Serialize>(value: &T) -> Bytes {
+/// Encodes a reply as the session's encoding: a JSON text frame, or a MessagePack map (same
+/// field names) in a binary frame.
+fn reply_frame<T: Serialize>(value: &T, msgpack: bool) -> Bytes {
     // Serializing our own reply types cannot fail.
-    let payload = serde_json::to_vec(value).unwrap_or_default();
-    frame(Opcode::Text, &payload)
+    if msgpack {
+        let payload = rmp_serde::to_vec_named(value).unwrap_or_default();
+        frame(Opcode::Binary, &payload)
+    } else {
+        let payload = serde_json::to_vec(value).unwrap_or_default();
+        frame(Opcode::Text, &payload)
+    }
 }
 
 #[derive(Serialize)]
@@ -287,17 +294,26 @@ struct Ack<'a> {
 }
 
 /// `{"type":"subscribed"|"unsubscribed",...}`.
-pub fn ack(kind: &str, id: &Option<RequestId>, symbols: &[String], channels: ChannelSet) -> Bytes {
-    json_frame(&Ack {
-        kind,
-        id,
-        symbols,
-        channels: channels.iter().map(Channel::as_str).collect(),
-    })
+pub fn ack(
+    kind: &str,
+    id: &Option<RequestId>,
+    symbols: &[String],
+    channels: ChannelSet,
+    msgpack: bool,
+) -> Bytes {
+    reply_frame(
+        &Ack {
+            kind,
+            id,
+            symbols,
+            channels: channels.iter().map(Channel::as_str).collect(),
+        },
+        msgpack,
+    )
 }
 
 /// `{"type":"pong","id":..,"ts":..}`.
-pub fn pong(id: &Option<RequestId>, ts: i64) -> Bytes {
+pub fn pong(id: &Option<RequestId>, ts: i64, msgpack: bool) -> Bytes {
     #[derive(Serialize)]
     struct Pong<'a> {
         #[serde(rename = "type")]
@@ -305,15 +321,18 @@ pub fn pong(id: &Option<RequestId>, ts: i64) -> Bytes {
         id: &'a Option<RequestId>,
         ts: i64,
     }
-    json_frame(&Pong {
-        kind: "pong",
-        id,
-        ts,
-    })
+    reply_frame(
+        &Pong {
+            kind: "pong",
+            id,
+            ts,
+        },
+        msgpack,
+    )
 }
 
 /// `{"type":"error",...}`.
-pub fn error(err: &RequestError) -> Bytes {
+pub fn error(err: &RequestError, msgpack: bool) -> Bytes {
     #[derive(Serialize)]
     struct Error<'a> {
         #[serde(rename = "type")]
@@ -324,13 +343,16 @@ pub fn error(err: &RequestError) -> Bytes {
         #[serde(skip_serializing_if = "<[String]>::is_empty")]
         symbols: &'a [String],
     }
-    json_frame(&Error {
-        kind: "error",
-        id: &err.id,
-        code: err.code,
-        message: &err.message,
-        symbols: &err.symbols,
-    })
+    reply_frame(
+        &Error {
+            kind: "error",
+            id: &err.id,
+            code: err.code,
+            message: &err.message,
+            symbols: &err.symbols,
+        },
+        msgpack,
+    )
 }
 
 #[cfg(test)]

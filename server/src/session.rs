@@ -68,7 +68,7 @@ impl Session {
     fn reply_error(&self, err: &RequestError) {
         self.worker.metrics.request_errors.inc();
         tracing::debug!(session = self.shared.id, peer = %self.peer, code = ?err.code, message = %err.message, "request refused");
-        self.send(protocol::error(err));
+        self.send(protocol::error(err, self.negotiated.msgpack));
     }
 
     fn handle_text(&mut self, text: &str) {
@@ -78,7 +78,11 @@ impl Session {
             Err(e) => return self.reply_error(&e),
         };
         match req {
-            Request::Ping { id } => self.send(protocol::pong(&id, Nanos::now().get())),
+            Request::Ping { id } => self.send(protocol::pong(
+                &id,
+                Nanos::now().get(),
+                self.negotiated.msgpack,
+            )),
             Request::Subscribe {
                 id,
                 symbols,
@@ -107,10 +111,16 @@ impl Session {
                     throttle: throttle_ms
                         .filter(|t| *t > 0)
                         .map(|t| Duration::from_millis(t as u64)),
-                    deflate: self.negotiated.deflate,
+                    encoding: self.negotiated.encoding(),
                 };
                 // The ack goes first so the client sees it before the snapshots.
-                self.send(protocol::ack("subscribed", &id, &symbols, channels));
+                self.send(protocol::ack(
+                    "subscribed",
+                    &id,
+                    &symbols,
+                    channels,
+                    self.negotiated.msgpack,
+                ));
                 let mut router = self.worker.router.borrow_mut();
                 for s in ids {
                     router.subscribe(self.shared.id, &self.shared.outbox, s, spec);
@@ -136,7 +146,13 @@ impl Session {
                         }
                     }
                 }
-                self.send(protocol::ack("unsubscribed", &id, &symbols, channels));
+                self.send(protocol::ack(
+                    "unsubscribed",
+                    &id,
+                    &symbols,
+                    channels,
+                    self.negotiated.msgpack,
+                ));
             }
         }
     }
@@ -173,9 +189,7 @@ impl Actor for Session {
     type Context = Context<Self>;
 
     fn started(&mut self, _ctx: &mut Context<Self>) {
-        if self.negotiated.deflate {
-            self.hub.add_deflate_session();
-        }
+        self.hub.add_session_encoding(self.negotiated.encoding());
         self.worker.add_session(self.shared.clone());
         self.worker.metrics.sessions_active.inc();
         self.worker.metrics.sessions_opened.inc();
@@ -188,9 +202,7 @@ impl Actor for Session {
             router.unsubscribe(self.shared.id, s, ChannelSet(0xff));
         }
         drop(router);
-        if self.negotiated.deflate {
-            self.hub.remove_deflate_session();
-        }
+        self.hub.remove_session_encoding(self.negotiated.encoding());
         self.worker.metrics.sessions_active.dec();
         let reason = self.shared.outbox.borrow().closing().map(|r| r.reason);
         tracing::debug!(session = self.shared.id, peer = %self.peer, reason, "session closed");

@@ -94,8 +94,10 @@ impl WsBody {
     }
 }
 
-fn is_text(frame: &[u8]) -> bool {
-    frame[0] & 0x0f == Opcode::Text as u8
+/// The opcode of a data frame (text or binary), `None` for control frames.
+fn data_opcode(frame: &[u8]) -> Option<u8> {
+    let op = frame[0] & 0x0f;
+    (op == Opcode::Text as u8 || op == Opcode::Binary as u8).then_some(op)
 }
 
 impl Drop for WsBody {
@@ -169,15 +171,17 @@ impl MessageBody for WsBody {
                 None => return Poll::Pending,
             },
         };
-        if !is_text(&first) {
+        let Some(opcode) = data_opcode(&first) else {
             return Poll::Ready(Some(Ok(first)));
-        }
+        };
         let compressed = batch::is_deflated(&first);
         let mut size = first.len();
         let mut group = vec![first];
         while size < MAX_BATCH_BYTES && group.len() < MAX_BATCH_FRAMES {
             match outbox.next_frame(cx.waker()) {
-                Some(f) if is_text(&f) && batch::is_deflated(&f) == compressed => {
+                Some(f)
+                    if data_opcode(&f) == Some(opcode) && batch::is_deflated(&f) == compressed =>
+                {
                     size += f.len();
                     group.push(f);
                 }
@@ -191,6 +195,10 @@ impl MessageBody for WsBody {
         if group.len() == 1 {
             return Poll::Ready(group.pop().map(Ok));
         }
-        Poll::Ready(Some(Ok(batch::json_array(&group))))
+        Poll::Ready(Some(Ok(if opcode == Opcode::Binary as u8 {
+            batch::msgpack_array(&group)
+        } else {
+            batch::json_array(&group)
+        })))
     }
 }

@@ -23,8 +23,8 @@ use crate::domain::{Instrument, Nanos, Seq, SymbolId};
 use crate::event::FeedEvent;
 use crate::fanout::router::MAX_DEPTH;
 use crate::fanout::Hub;
-use crate::tick::{BookLevels, Channel, FeedState, Tick, TickBody, TickHeader};
-use crate::wire::{frame_payload, Opcode, TickEncoder};
+use crate::tick::{BookLevels, Channel, Encoding, FeedState, Tick, TickBody, TickHeader};
+use crate::wire::{encode_tick, frame_payload, Opcode, TickEncoder};
 
 /// Apply one normalized event.
 #[derive(Message)]
@@ -120,19 +120,27 @@ impl BookActor {
         }
     }
 
-    fn publish(&self, header: TickHeader, body: TickBody, frame: bytes::Bytes) {
+    fn publish(&self, header: TickHeader, body: TickBody, json: bytes::Bytes) {
         self.stats.ticks.fetch_add(1, Ordering::Relaxed);
-        // Compressed once here for every permessage-deflate subscriber, if there is any.
-        let deflated = if !frame.is_empty() && self.hub.wants_deflate() {
-            deflate_frame(Opcode::Text, frame_payload(&frame))
-        } else {
-            bytes::Bytes::new()
-        };
+        let mut frames: [bytes::Bytes; Encoding::COUNT] = Default::default();
+        if !json.is_empty() {
+            // Every other encoding some session uses is made here, once for all of them.
+            for (i, slot) in frames.iter_mut().enumerate().skip(1) {
+                let enc = Encoding::from_index(i);
+                if self.hub.wants_encoding(enc) {
+                    *slot = if enc.msgpack {
+                        encode_tick(&self.instrument, &header, &body, enc, MAX_DEPTH)
+                    } else {
+                        deflate_frame(Opcode::Text, frame_payload(&json))
+                    };
+                }
+            }
+        }
+        frames[0] = json;
         self.hub.publish(Arc::new(Tick {
             header,
             body,
-            frame,
-            deflated,
+            frames,
         }));
     }
 

@@ -26,7 +26,7 @@ use atomic_waker::AtomicWaker;
 use crossbeam_queue::ArrayQueue;
 
 use crate::domain::{SymbolId, SymbolTable};
-use crate::tick::{Tick, TickBody};
+use crate::tick::{Encoding, Tick, TickBody};
 
 /// Most server workers one hub can serve (one bit each in a `u64`).
 pub const MAX_WORKERS: usize = 64;
@@ -66,7 +66,7 @@ pub struct Hub {
     slots: Box<[SymbolSlot]>,
     workers: Box<[WorkerInbox]>,
     next_worker: AtomicUsize,
-    deflate_sessions: AtomicUsize,
+    sessions_by_encoding: [AtomicUsize; Encoding::COUNT],
     /// Counters.
     pub stats: HubStats,
 }
@@ -100,7 +100,7 @@ impl Hub {
             slots,
             workers,
             next_worker: AtomicUsize::new(0),
-            deflate_sessions: AtomicUsize::new(0),
+            sessions_by_encoding: Default::default(),
             stats: HubStats::default(),
         })
     }
@@ -110,20 +110,20 @@ impl Hub {
         &self.symbols
     }
 
-    /// Counts a session that negotiated permessage-deflate (while any exists, ticks are
-    /// also published compressed).
-    pub fn add_deflate_session(&self) {
-        self.deflate_sessions.fetch_add(1, Ordering::Relaxed);
+    /// Counts a session using `enc`; while any does, book actors publish ticks in that
+    /// encoding too (encoded once, shared by all of them).
+    pub fn add_session_encoding(&self, enc: Encoding) {
+        self.sessions_by_encoding[enc.index()].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Uncounts a session added with [`Hub::add_deflate_session`].
-    pub fn remove_deflate_session(&self) {
-        self.deflate_sessions.fetch_sub(1, Ordering::Relaxed);
+    /// Uncounts a session added with [`Hub::add_session_encoding`].
+    pub fn remove_session_encoding(&self, enc: Encoding) {
+        self.sessions_by_encoding[enc.index()].fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// Whether ticks should carry a compressed frame.
-    pub fn wants_deflate(&self) -> bool {
-        self.deflate_sessions.load(Ordering::Relaxed) > 0
+    /// Whether ticks should be published in `enc` (plain JSON always is).
+    pub fn wants_encoding(&self, enc: Encoding) -> bool {
+        enc == Encoding::JSON || self.sessions_by_encoding[enc.index()].load(Ordering::Relaxed) > 0
     }
 
     /// Claims the next worker index; each server worker thread calls this once.

@@ -18,10 +18,9 @@ use bytes::Bytes;
 
 use super::hub::Hub;
 use super::outbox::{Offer, Outbox, SlotId};
-use crate::deflate::deflate_frame;
 use crate::domain::SymbolId;
-use crate::tick::{Channel, ChannelSet, FeedState, Tick, TickBody};
-use crate::wire::{frame_payload, Opcode, TickEncoder};
+use crate::tick::{Channel, ChannelSet, Encoding, FeedState, Tick, TickBody};
+use crate::wire::encode_tick;
 
 /// A session's outbox as shared between its session, its transport and the router.
 pub type SharedOutbox = Rc<RefCell<Outbox>>;
@@ -40,8 +39,8 @@ pub struct SubscribeSpec {
     pub depth: u8,
     /// At most one quote/book update per this interval, or unthrottled.
     pub throttle: Option<Duration>,
-    /// The session negotiated permessage-deflate: send it compressed frames.
-    pub deflate: bool,
+    /// The session's encoding (JSON or MessagePack, compressed or not).
+    pub encoding: Encoding,
 }
 
 struct Subscriber {
@@ -51,7 +50,7 @@ struct Subscriber {
     quote_slot: Option<SlotId>,
     book_slot: Option<SlotId>,
     depth: u8,
-    deflate: bool,
+    encoding: Encoding,
     /// Per channel: ticks with a `seq` at or below this predate the snapshot the session got
     /// when it subscribed (they may still sit in this worker's queue) and are skipped.
     start_seq: [u64; 3],
@@ -84,21 +83,18 @@ pub struct Router {
     stats: RouterStats,
 }
 
-/// A book tick encoded at one depth, plain and (when some subscriber needs it) compressed.
+/// A book tick encoded at one depth, in each encoding some subscriber here needs.
 struct BookFrames {
     depth: u8,
-    plain: Bytes,
-    deflated: Option<Bytes>,
+    frames: [Option<Bytes>; Encoding::COUNT],
 }
 
-impl BookFrames {
-    fn frame_for(&mut self, deflate: bool) -> &Bytes {
-        if !deflate {
-            return &self.plain;
-        }
-        let plain = &self.plain;
-        self.deflated
-            .get_or_insert_with(|| deflate_frame(Opcode::Text, frame_payload(plain)))
+/// The frame of a quote, trade or status tick in `enc`; encoded here only when the tick was
+/// published before any session used `enc` (rare).
+fn tick_frame(tick: &Tick, enc: Encoding, instrument: &crate::domain::Instrument) -> Bytes {
+    match tick.frame(enc) {
+        Some(f) => f.clone(),
+        None => encode_tick(instrument, &tick.header, &tick.body, enc, MAX_DEPTH),
     }
 }
 
@@ -154,7 +150,7 @@ impl Router {
                     quote_slot: None,
                     book_slot: None,
                     depth,
-                    deflate: spec.deflate,
+                    encoding: spec.encoding,
                     start_seq: [0; 3],
                 });
                 list.len() - 1
@@ -194,16 +190,8 @@ impl Router {
             }
         }
         let instrument = self.hub.symbols().get(symbol);
-        let enc = TickEncoder::new(instrument);
-        let deflate = sub.deflate;
-        let snapshot_frame = |t: &Tick| -> Bytes {
-            if deflate && t.deflated.is_empty() {
-                // Published before any session compressed: compress this one now.
-                deflate_frame(Opcode::Text, frame_payload(&t.frame))
-            } else {
-                t.frame_for(deflate).clone()
-            }
-        };
+        let encoding = sub.encoding;
+        let snapshot_frame = |t: &Tick| tick_frame(t, encoding, instrument);
         if added.contains(Channel::Quote) {
             if let (Some(t), Some(id)) = (&last.quote, sub.quote_slot) {
                 ob.offer(id, t.header.chan_seq.0, &snapshot_frame(t), None);
@@ -212,13 +200,9 @@ impl Router {
         if added.contains(Channel::Book) || (depth_changed && sub.channels.contains(Channel::Book))
         {
             if let (Some(t), Some(id)) = (&last.book, sub.book_slot) {
-                if let TickBody::Book(levels) = &t.body {
-                    let plain = enc.book(&t.header, levels, depth as usize);
-                    let frame = if deflate {
-                        deflate_frame(Opcode::Text, frame_payload(&plain))
-                    } else {
-                        plain
-                    };
+                if t.body.is_book() {
+                    let frame =
+                        encode_tick(instrument, &t.header, &t.body, encoding, depth as usize);
                     // A depth change re-sends the same chan_seq; let it through.
                     ob.free_slot(id);
                     let id = ob.alloc_slot(spec.throttle);
@@ -281,47 +265,40 @@ impl Router {
         }
         let seq = tick.header.chan_seq.0;
         let symbol_seq = tick.header.seq.0;
+        let instrument = self.hub.symbols().get(symbol);
         match &tick.body {
             TickBody::Quote(_) => {
                 for s in subs {
-                    if !s.wants(Channel::Quote, symbol_seq) {
+                    let Some(id) = s.quote_slot.filter(|_| s.wants(Channel::Quote, symbol_seq))
+                    else {
                         continue;
-                    }
-                    if let Some(id) = s.quote_slot {
-                        self.stats.offered += 1;
-                        let r =
-                            s.outbox
-                                .borrow_mut()
-                                .offer(id, seq, tick.frame_for(s.deflate), now);
-                        self.stats.overflow_closes += (r == Offer::Overflow) as u64;
-                    }
-                }
-            }
-            TickBody::Trade { .. } => {
-                for s in subs {
-                    if s.wants(Channel::Trade, symbol_seq) {
-                        self.stats.offered += 1;
-                        let r = s
-                            .outbox
-                            .borrow_mut()
-                            .push_event(tick.frame_for(s.deflate).clone());
-                        self.stats.overflow_closes += (r == Offer::Overflow) as u64;
-                    }
-                }
-            }
-            TickBody::Status { .. } => {
-                for s in subs {
+                    };
                     self.stats.offered += 1;
-                    let r = s
-                        .outbox
-                        .borrow_mut()
-                        .push_event(tick.frame_for(s.deflate).clone());
+                    let r = match tick.frame(s.encoding) {
+                        Some(f) => s.outbox.borrow_mut().offer(id, seq, f, now),
+                        None => {
+                            let f = tick_frame(tick, s.encoding, instrument);
+                            s.outbox.borrow_mut().offer(id, seq, &f, now)
+                        }
+                    };
                     self.stats.overflow_closes += (r == Offer::Overflow) as u64;
                 }
             }
-            TickBody::Book(levels) => {
+            TickBody::Trade { .. } | TickBody::Status { .. } => {
+                // Status goes to every subscriber of the symbol, trades to trade subscribers.
+                let status = !matches!(tick.body, TickBody::Trade { .. });
+                for s in subs {
+                    if !status && !s.wants(Channel::Trade, symbol_seq) {
+                        continue;
+                    }
+                    self.stats.offered += 1;
+                    let frame = tick_frame(tick, s.encoding, instrument);
+                    let r = s.outbox.borrow_mut().push_event(frame);
+                    self.stats.overflow_closes += (r == Offer::Overflow) as u64;
+                }
+            }
+            TickBody::Book(_) => {
                 self.book_cache.clear();
-                let enc = TickEncoder::new(self.hub.symbols().get(symbol));
                 for s in subs {
                     let Some(id) = s.book_slot.filter(|_| s.wants(Channel::Book, symbol_seq))
                     else {
@@ -332,13 +309,22 @@ impl Router {
                         None => {
                             self.book_cache.push(BookFrames {
                                 depth: s.depth,
-                                plain: enc.book(&tick.header, levels, s.depth as usize),
-                                deflated: None,
+                                frames: Default::default(),
                             });
                             self.book_cache.len() - 1
                         }
                     };
-                    let frame = self.book_cache[at].frame_for(s.deflate).clone();
+                    let frame = self.book_cache[at].frames[s.encoding.index()]
+                        .get_or_insert_with(|| {
+                            encode_tick(
+                                instrument,
+                                &tick.header,
+                                &tick.body,
+                                s.encoding,
+                                s.depth as usize,
+                            )
+                        })
+                        .clone();
                     self.stats.offered += 1;
                     let r = s.outbox.borrow_mut().offer(id, seq, &frame, now);
                     self.stats.overflow_closes += (r == Offer::Overflow) as u64;

@@ -20,13 +20,31 @@ pub const JSON_PROTOCOL: &str = "tickwire.json";
 /// updates into one frame and one write.
 pub const JSON_BATCH_PROTOCOL: &str = "tickwire.json.batch";
 
+/// The same messages as MessagePack maps in binary frames, one per frame.
+pub const MSGPACK_PROTOCOL: &str = "tickwire.msgpack";
+
+/// MessagePack where a frame may also hold an array of messages (batching).
+pub const MSGPACK_BATCH_PROTOCOL: &str = "tickwire.msgpack.batch";
+
 /// What the handshake settled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Negotiated {
     /// permessage-deflate is on for this connection.
     pub deflate: bool,
-    /// The client accepts batched frames (JSON arrays).
+    /// The client accepts batched frames (arrays of messages).
     pub batch: bool,
+    /// Messages are MessagePack binary frames instead of JSON text.
+    pub msgpack: bool,
+}
+
+impl Negotiated {
+    /// The engine-side encoding of this connection's frames.
+    pub fn encoding(&self) -> tickwire_engine::tick::Encoding {
+        tickwire_engine::tick::Encoding {
+            msgpack: self.msgpack,
+            deflate: self.deflate,
+        }
+    }
 }
 
 /// The response header value when permessage-deflate is accepted.
@@ -59,10 +77,15 @@ pub fn negotiate(
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
-        .find_map(|p| match p {
-            JSON_PROTOCOL => Some(JSON_PROTOCOL),
-            JSON_BATCH_PROTOCOL => Some(JSON_BATCH_PROTOCOL),
-            _ => None,
+        .find_map(|p| {
+            [
+                JSON_PROTOCOL,
+                JSON_BATCH_PROTOCOL,
+                MSGPACK_PROTOCOL,
+                MSGPACK_BATCH_PROTOCOL,
+            ]
+            .into_iter()
+            .find(|known| *known == p)
         });
     if let Some(p) = chosen {
         response.insert_header((SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(p)));
@@ -71,7 +94,8 @@ pub fn negotiate(
         response,
         Negotiated {
             deflate,
-            batch: chosen == Some(JSON_BATCH_PROTOCOL),
+            batch: matches!(chosen, Some(JSON_BATCH_PROTOCOL | MSGPACK_BATCH_PROTOCOL)),
+            msgpack: matches!(chosen, Some(MSGPACK_PROTOCOL | MSGPACK_BATCH_PROTOCOL)),
         },
     ))
 }

@@ -142,3 +142,54 @@ def test_compressed_batches_decode_with_zlib(batching_server):
             assert prev is None or m["chan_seq"] == prev + 1, "trade gap"
             trades[m["symbol"]] = m["chan_seq"]
     assert len(msgs) > 3000
+
+
+def test_msgpack_carries_the_same_messages(batching_server):
+    """`tickwire.msgpack(.batch)`: binary frames decoding (with the msgpack library) to exactly
+    the messages JSON clients get, compressed or not, batched or not."""
+    import msgpack
+
+    async def run():
+        subs = {**SUB, "symbols": ["SYM0000", "SYM0001"]}
+        async with websockets.connect(batching_server, compression=None) as js, websockets.connect(
+            batching_server, subprotocols=["tickwire.msgpack"]
+        ) as mp, websockets.connect(
+            batching_server, subprotocols=["tickwire.msgpack.batch"], compression=None
+        ) as mpb:
+            assert mp.subprotocol == "tickwire.msgpack"
+            assert mpb.subprotocol == "tickwire.msgpack.batch"
+            for ws in (js, mp, mpb):
+                await ws.send(json.dumps(subs))
+
+            async def frames(ws):
+                out = []
+                end = time.monotonic() + 2.0
+                while (left := end - time.monotonic()) > 0:
+                    try:
+                        out.append(await asyncio.wait_for(ws.recv(), left))
+                    except asyncio.TimeoutError:
+                        break
+                return out
+
+            return await asyncio.gather(frames(js), frames(mp), frames(mpb))
+
+    js, mp, mpb = asyncio.run(run())
+    assert all(isinstance(f, bytes) for f in mp + mpb), "binary frames only"
+    json_msgs = [json.loads(f) for f in js]
+    single = [msgpack.unpackb(f) for f in mp]
+    assert all(isinstance(m, dict) for m in single)
+    batched = []
+    arrays = 0
+    for f in mpb:
+        v = msgpack.unpackb(f)
+        arrays += isinstance(v, list)
+        batched.extend(v if isinstance(v, list) else [v])
+    assert arrays > 10, "batches were sent"
+    key = lambda m: (m.get("type"), m.get("symbol"), m.get("chan_seq"))
+    by_key = {key(m): m for m in json_msgs if "chan_seq" in m}
+    for decoded in (single, batched):
+        common = [m for m in decoded if key(m) in by_key]
+        assert len(common) > 300, len(common)
+        for m in common:
+            assert m == by_key[key(m)]
+    assert single[0]["type"] == "subscribed" and single[0]["channels"] == ["quote", "trade", "book"]
