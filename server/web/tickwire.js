@@ -31,6 +31,115 @@ export const jsonCodec = Object.freeze({
   },
 });
 
+/** JSON where a frame may hold an array of messages (the server batches pending updates). */
+export const jsonBatchCodec = Object.freeze({ ...jsonCodec, name: 'json.batch', protocol: 'tickwire.json.batch' });
+
+/**
+ * Decodes one MessagePack value (the subset the server sends: nil, booleans, integers,
+ * floats, strings, binary, arrays and maps). 64-bit integers become Numbers, rounded above
+ * 2^53 exactly as JSON.parse rounds the JSON encoding's nanosecond timestamps.
+ */
+export function unpackMsgpack(bytes) {
+  const buf = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const utf8 = new TextDecoder();
+  let at = 0;
+  const need = (n) => {
+    if (at + n > buf.length) throw new Error('truncated MessagePack data');
+  };
+  const u = (n) => {
+    need(n);
+    const v = n === 1 ? view.getUint8(at) : n === 2 ? view.getUint16(at) : n === 4 ? view.getUint32(at) : Number(view.getBigUint64(at));
+    at += n;
+    return v;
+  };
+  const i = (n) => {
+    need(n);
+    const v = n === 1 ? view.getInt8(at) : n === 2 ? view.getInt16(at) : n === 4 ? view.getInt32(at) : Number(view.getBigInt64(at));
+    at += n;
+    return v;
+  };
+  const str = (n) => {
+    need(n);
+    const s = utf8.decode(buf.subarray(at, at + n));
+    at += n;
+    return s;
+  };
+  const bin = (n) => {
+    need(n);
+    const b = buf.slice(at, at + n);
+    at += n;
+    return b;
+  };
+  const arr = (n) => {
+    const out = new Array(n);
+    for (let k = 0; k < n; k++) out[k] = value();
+    return out;
+  };
+  const map = (n) => {
+    const out = {};
+    for (let k = 0; k < n; k++) {
+      const key = value();
+      out[key] = value();
+    }
+    return out;
+  };
+  function value() {
+    const t = u(1);
+    if (t < 0x80) return t;
+    if (t < 0x90) return map(t & 0x0f);
+    if (t < 0xa0) return arr(t & 0x0f);
+    if (t < 0xc0) return str(t & 0x1f);
+    if (t >= 0xe0) return t - 0x100;
+    switch (t) {
+      case 0xc0: return null;
+      case 0xc2: return false;
+      case 0xc3: return true;
+      case 0xc4: return bin(u(1));
+      case 0xc5: return bin(u(2));
+      case 0xc6: return bin(u(4));
+      case 0xca: { need(4); const f = view.getFloat32(at); at += 4; return f; }
+      case 0xcb: { need(8); const f = view.getFloat64(at); at += 8; return f; }
+      case 0xcc: return u(1);
+      case 0xcd: return u(2);
+      case 0xce: return u(4);
+      case 0xcf: return u(8);
+      case 0xd0: return i(1);
+      case 0xd1: return i(2);
+      case 0xd2: return i(4);
+      case 0xd3: return i(8);
+      case 0xd9: return str(u(1));
+      case 0xda: return str(u(2));
+      case 0xdb: return str(u(4));
+      case 0xdc: return arr(u(2));
+      case 0xdd: return arr(u(4));
+      case 0xde: return map(u(2));
+      case 0xdf: return map(u(4));
+      default: throw new Error(`unsupported MessagePack type 0x${t.toString(16)}`);
+    }
+  }
+  const v = value();
+  if (at !== buf.length) throw new Error('trailing bytes after MessagePack value');
+  return v;
+}
+
+/**
+ * The binary codec (`tickwire.msgpack.batch`): the same messages as MessagePack maps, a
+ * frame holding one message or an array of them. Requests stay JSON text, as the protocol
+ * says for every encoding.
+ */
+export const msgpackCodec = Object.freeze({
+  name: 'msgpack',
+  protocol: 'tickwire.msgpack.batch',
+  binaryType: 'arraybuffer',
+  encode(obj) {
+    return JSON.stringify(obj);
+  },
+  decode(data) {
+    return typeof data === 'string' ? JSON.parse(data) : unpackMsgpack(data);
+  },
+});
+
 /** Connection states, in the order a healthy connection goes through them. */
 export const State = Object.freeze({
   IDLE: 'idle', // constructed, connect() not called yet

@@ -260,6 +260,26 @@ test('trading UI in headless Chromium against the real server', { timeout: 180_0
     assert.match(ext, /server_no_context_takeover/);
   });
 
+  await t.test('the client library speaks the binary encoding in the browser', async () => {
+    const got = await page.evaluate(async () => {
+      const { TickwireClient, msgpackCodec } = await import('/tickwire.js');
+      const c = new TickwireClient({ codecs: [msgpackCodec], heartbeatMs: 0 });
+      const quotes = [];
+      c.on('quote', (q) => quotes.push(q));
+      c.connect();
+      await c.subscribe(['SYM0001'], ['quote', 'book']);
+      await new Promise((r) => setTimeout(r, 1500));
+      const out = { protocol: c.ws.protocol, binaryType: c.ws.binaryType, n: quotes.length, last: quotes[quotes.length - 1], book: c.book('SYM0001') };
+      c.close();
+      return out;
+    });
+    assert.equal(got.protocol, 'tickwire.msgpack.batch');
+    assert.ok(got.n > 5, `only ${got.n} quotes over msgpack`);
+    assert.equal(got.last.symbol, 'SYM0001');
+    assert.match(got.last.bid, /^\d+\.\d+$/);
+    assert.ok(got.book && got.book.bids.length > 0 && got.book.asks.length > 0);
+  });
+
   await t.test('prices change over a few seconds', async () => {
     const n = await changedRows(page, await watchValues(page), 3000);
     assert.ok(n >= SYMBOLS / 2, `only ${n} of ${SYMBOLS} rows changed in 3 s`);
