@@ -260,7 +260,14 @@ impl KrakenDecoder {
         };
         out.push(Decoded::Event(FeedEvent::Delta { meta, changes }));
         if let Some(c) = checksum {
-            let expected: u32 = c.parse().map_err(|_| DecodeError::Field("c"))?;
+            let Ok(expected) = c.parse::<u32>() else {
+                self.books[id.index()].live = false;
+                out.push(Decoded::Resync {
+                    symbol: id,
+                    reason: ResyncReason::BadBookMessage,
+                });
+                return Err(DecodeError::Field("c"));
+            };
             let computed = Self::checksum(&self.books[id.index()].book, &mut self.scratch);
             if computed == expected {
                 self.stats.checksums_verified += 1;
