@@ -102,13 +102,13 @@ impl BinanceDecoder {
                     return;
                 }
                 let chained = if *fresh {
-                    diff.first <= *last + 1
+                    diff.first <= last.saturating_add(1)
                 } else {
-                    diff.first == *last + 1
+                    diff.first == last.saturating_add(1)
                 };
                 if !chained {
                     let reason = ResyncReason::SequenceGap {
-                        expected: *last + 1,
+                        expected: last.saturating_add(1),
                         got: diff.first,
                     };
                     tracing::warn!(venue = "binance", symbol = id.0, %reason, "diff chain broken");
@@ -247,7 +247,8 @@ impl BinanceDecoder {
         let ts = v
             .get("E")
             .and_then(|e| e.as_i64())
-            .map_or(recv_ts, Nanos::from_millis);
+            .and_then(super::millis)
+            .unwrap_or(recv_ts);
         let diff = Diff {
             first,
             last,
@@ -333,7 +334,8 @@ impl BinanceDecoder {
         let ts = v
             .get("T")
             .and_then(|t| t.as_i64())
-            .map_or(recv_ts, Nanos::from_millis);
+            .and_then(super::millis)
+            .unwrap_or(recv_ts);
         out.push(Decoded::Event(FeedEvent::Trade {
             meta: EventMeta {
                 symbol: id,

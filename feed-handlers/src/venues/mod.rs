@@ -383,6 +383,11 @@ fn number_error(field: &'static str, s: &str, source: DecimalError) -> DecodeErr
     }
 }
 
+/// Unix milliseconds as nanoseconds; `None` when out of range (hostile input).
+pub fn millis(ms: i64) -> Option<Nanos> {
+    ms.checked_mul(1_000_000).map(Nanos)
+}
+
 /// Parses decimal seconds (`"1618678133.162950"`) into nanoseconds without `f64` rounding.
 pub fn parse_secs(s: &str) -> Option<Nanos> {
     parse_mantissa(s.as_bytes(), Scale::new(9)).ok().map(Nanos)
@@ -428,7 +433,10 @@ pub fn parse_rfc3339(s: &str) -> Option<Nanos> {
     }
     let days = days_from_civil(y, mo, d);
     let secs = days * 86_400 + h * 3600 + mi * 60 + sec;
-    Some(Nanos(secs * 1_000_000_000 + nanos))
+    // Years past 2262 do not fit in i64 nanoseconds.
+    secs.checked_mul(1_000_000_000)
+        .and_then(|n| n.checked_add(nanos))
+        .map(Nanos)
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
