@@ -1,0 +1,561 @@
+//! The L3 (order-by-order) book of an ITCH day, aggregated on the fly into L2 and top of book.
+//!
+//! Every order of the day lives in one open-addressing hash table keyed by order reference
+//! number ([`OrderMap`]): a lookup is a multiply, a shift and (almost always) one cache line,
+//! which is what makes tens of millions of messages per second possible. Each stock (indexed
+//! by its locate code) has two price-level vectors sorted with the best price last, like the
+//! engine's `L2Book`, holding the aggregated shares per price; an order event changes exactly
+//! the level of its price.
+//!
+//! The book validates what it is told: executing or cancelling an unknown order, more shares
+//! than the order has, or adding a reference twice are [`BookError`]s and leave the book
+//! unchanged, so a corrupt or lost message is reported and skipped instead of silently
+//! corrupting aggregates.
+
+use super::parser::{ItchSide, Message};
+
+/// A resting order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Order {
+    pub locate: u16,
+    pub side: ItchSide,
+    pub price: u32,
+    pub shares: u32,
+}
+
+/// Open-addressing (linear probing, backward-shift deletion) map from order reference to
+/// [`Order`]. See the module documentation.
+#[derive(Debug, Clone)]
+pub struct OrderMap {
+    keys: Vec<u64>,
+    vals: Vec<Order>,
+    len: usize,
+    shift: u32,
+}
+
+/// Reference number marking an empty slot; ITCH reference numbers are never all-ones.
+const EMPTY: u64 = u64::MAX;
+
+impl OrderMap {
+    /// A map sized for about `capacity` live orders before it first grows.
+    pub fn with_capacity(capacity: usize) -> Self {
+        let slots = (capacity.max(8) * 2).next_power_of_two();
+        OrderMap {
+            keys: vec![EMPTY; slots],
+            vals: vec![
+                Order {
+                    locate: 0,
+                    side: ItchSide::Buy,
+                    price: 0,
+                    shares: 0
+                };
+                slots
+            ],
+            len: 0,
+            shift: 64 - slots.trailing_zeros(),
+        }
+    }
+
+    /// Live orders.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no order is live.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    #[inline(always)]
+    fn slot(&self, key: u64) -> usize {
+        // Fibonacci hashing: the top bits of key * 2^64/phi spread sequential references.
+        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
+    }
+
+    #[inline]
+    fn find(&self, key: u64) -> Option<usize> {
+        let mask = self.keys.len() - 1;
+        let mut i = self.slot(key);
+        loop {
+            let k = self.keys[i];
+            if k == key {
+                return Some(i);
+            }
+            if k == EMPTY {
+                return None;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// The order with this reference.
+    #[inline]
+    pub fn get(&self, key: u64) -> Option<&Order> {
+        self.find(key).map(|i| &self.vals[i])
+    }
+
+    /// Mutable access to the order with this reference.
+    #[inline]
+    pub fn get_mut(&mut self, key: u64) -> Option<&mut Order> {
+        self.find(key).map(|i| &mut self.vals[i])
+    }
+
+    /// Inserts a new order; `false` (and no change) if the reference is live already or is
+    /// the reserved empty marker.
+    #[inline]
+    pub fn insert(&mut self, key: u64, order: Order) -> bool {
+        if key == EMPTY {
+            return false;
+        }
+        if (self.len + 1) * 2 > self.keys.len() {
+            self.grow();
+        }
+        let mask = self.keys.len() - 1;
+        let mut i = self.slot(key);
+        loop {
+            let k = self.keys[i];
+            if k == key {
+                return false;
+            }
+            if k == EMPTY {
+                self.keys[i] = key;
+                self.vals[i] = order;
+                self.len += 1;
+                return true;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Removes and returns an order.
+    #[inline]
+    pub fn remove(&mut self, key: u64) -> Option<Order> {
+        let mut hole = self.find(key)?;
+        let removed = self.vals[hole];
+        let mask = self.keys.len() - 1;
+        // Backward-shift: pull later members of the probe run into the hole so lookups never
+        // need tombstones.
+        let mut i = (hole + 1) & mask;
+        loop {
+            let k = self.keys[i];
+            if k == EMPTY {
+                break;
+            }
+            let home = self.slot(k);
+            // Move k if its home is not in the cyclic range (hole, i].
+            if (i.wrapping_sub(home) & mask) >= (i.wrapping_sub(hole) & mask) {
+                self.keys[hole] = k;
+                self.vals[hole] = self.vals[i];
+                hole = i;
+            }
+            i = (i + 1) & mask;
+        }
+        self.keys[hole] = EMPTY;
+        self.len -= 1;
+        Some(removed)
+    }
+
+    fn grow(&mut self) {
+        let old_keys = std::mem::take(&mut self.keys);
+        let old_vals = std::mem::take(&mut self.vals);
+        *self = OrderMap::with_capacity(old_keys.len());
+        for (k, v) in old_keys.into_iter().zip(old_vals) {
+            if k != EMPTY {
+                self.insert(k, v);
+            }
+        }
+    }
+}
+
+/// One aggregated price level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Level {
+    pub price: u32,
+    pub shares: u64,
+}
+
+/// Best bid and ask of a stock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Top {
+    pub bid: Option<Level>,
+    pub ask: Option<Level>,
+}
+
+/// Aggregated levels of one side, best last.
+#[derive(Debug, Clone, Default)]
+struct Side {
+    levels: Vec<Level>,
+}
+
+impl Side {
+    /// Index of `price`, searching from the top of the book where most activity is.
+    #[inline]
+    fn find(&self, price: u32, bids: bool) -> Result<usize, usize> {
+        let better = |a: u32, b: u32| if bids { a > b } else { a < b };
+        let levels = &self.levels;
+        // Most events touch one of the best few levels: scan those, then binary search.
+        let n = levels.len();
+        let mut i = n;
+        for _ in 0..4 {
+            if i == 0 {
+                return Err(0);
+            }
+            let p = levels[i - 1].price;
+            if p == price {
+                return Ok(i - 1);
+            }
+            if better(price, p) {
+                return Err(i);
+            }
+            i -= 1;
+        }
+        levels[..i].binary_search_by(|l| {
+            if l.price == price {
+                std::cmp::Ordering::Equal
+            } else if better(price, l.price) {
+                std::cmp::Ordering::Less
+            } else {
+                std::cmp::Ordering::Greater
+            }
+        })
+    }
+
+    #[inline]
+    fn add(&mut self, price: u32, shares: u32, bids: bool) {
+        match self.find(price, bids) {
+            Ok(i) => self.levels[i].shares += shares as u64,
+            Err(i) => self.levels.insert(
+                i,
+                Level {
+                    price,
+                    shares: shares as u64,
+                },
+            ),
+        }
+    }
+
+    /// Removes shares the book knows are there (the order map vouches for them).
+    #[inline]
+    fn remove(&mut self, price: u32, shares: u32, bids: bool) {
+        if let Ok(i) = self.find(price, bids) {
+            let l = &mut self.levels[i];
+            l.shares = l.shares.saturating_sub(shares as u64);
+            if l.shares == 0 {
+                self.levels.remove(i);
+            }
+        }
+    }
+}
+
+/// Both sides of one stock.
+#[derive(Debug, Clone, Default)]
+pub struct StockBook {
+    bids: Side,
+    asks: Side,
+    /// The symbol from the stock directory, if seen.
+    pub symbol: Option<[u8; 8]>,
+}
+
+impl StockBook {
+    #[inline]
+    fn side_mut(&mut self, side: ItchSide) -> (&mut Side, bool) {
+        match side {
+            ItchSide::Buy => (&mut self.bids, true),
+            ItchSide::Sell => (&mut self.asks, false),
+        }
+    }
+
+    /// Best bid and ask.
+    #[inline]
+    pub fn top(&self) -> Top {
+        Top {
+            bid: self.bids.levels.last().copied(),
+            ask: self.asks.levels.last().copied(),
+        }
+    }
+
+    /// Levels of a side from the best outwards.
+    pub fn levels(&self, side: ItchSide) -> impl Iterator<Item = &Level> + '_ {
+        match side {
+            ItchSide::Buy => self.bids.levels.iter().rev(),
+            ItchSide::Sell => self.asks.levels.iter().rev(),
+        }
+    }
+}
+
+/// A message the book could not apply; the book is unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BookError {
+    #[error("unknown order reference {0}")]
+    UnknownOrder(u64),
+    #[error("order reference {0} is already live")]
+    DuplicateOrder(u64),
+    #[error("order {order_ref} has {has} shares, message removes {removes}")]
+    TooManyShares {
+        order_ref: u64,
+        has: u32,
+        removes: u32,
+    },
+}
+
+/// A trade print produced by a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Print {
+    pub locate: u16,
+    pub price: u32,
+    pub shares: u64,
+}
+
+/// What a message did: which stock's book it touched (if any) and the trade it printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Effect {
+    pub book: Option<u16>,
+    pub print: Option<Print>,
+}
+
+/// The whole day's L3 book. See the module documentation.
+#[derive(Debug, Clone)]
+pub struct L3Book {
+    orders: OrderMap,
+    stocks: Vec<StockBook>,
+}
+
+impl Default for L3Book {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl L3Book {
+    /// An empty book.
+    pub fn new() -> Self {
+        Self::with_capacity(1 << 16)
+    }
+
+    /// An empty book expecting about `orders` live orders at peak.
+    pub fn with_capacity(orders: usize) -> Self {
+        L3Book {
+            orders: OrderMap::with_capacity(orders),
+            stocks: Vec::new(),
+        }
+    }
+
+    /// The book of a stock by locate code.
+    pub fn stock(&self, locate: u16) -> Option<&StockBook> {
+        self.stocks.get(locate as usize)
+    }
+
+    /// Top of book of a stock (empty for an unknown locate).
+    #[inline]
+    pub fn top(&self, locate: u16) -> Top {
+        self.stock(locate).map(StockBook::top).unwrap_or_default()
+    }
+
+    /// The live order with this reference.
+    pub fn order(&self, order_ref: u64) -> Option<&Order> {
+        self.orders.get(order_ref)
+    }
+
+    /// Live orders.
+    pub fn live_orders(&self) -> usize {
+        self.orders.len()
+    }
+
+    #[inline]
+    fn stock_mut(&mut self, locate: u16) -> &mut StockBook {
+        let i = locate as usize;
+        if i >= self.stocks.len() {
+            self.stocks.resize_with(i + 1, StockBook::default);
+        }
+        &mut self.stocks[i]
+    }
+
+    /// Applies one message.
+    #[inline]
+    pub fn apply(&mut self, msg: &Message<'_>) -> Result<Effect, BookError> {
+        match *msg {
+            Message::AddOrder {
+                header,
+                order_ref,
+                side,
+                shares,
+                price,
+                ..
+            } => {
+                let order = Order {
+                    locate: header.locate,
+                    side,
+                    price,
+                    shares,
+                };
+                if !self.orders.insert(order_ref, order) {
+                    return Err(BookError::DuplicateOrder(order_ref));
+                }
+                let (s, bids) = self.stock_mut(header.locate).side_mut(side);
+                s.add(price, shares, bids);
+                Ok(Effect {
+                    book: Some(header.locate),
+                    print: None,
+                })
+            }
+            Message::OrderExecuted {
+                order_ref, shares, ..
+            } => self.reduce(order_ref, shares, None),
+            Message::OrderExecutedWithPrice {
+                order_ref,
+                shares,
+                printable,
+                price,
+                ..
+            } => self.reduce(order_ref, shares, Some((printable, price))),
+            Message::OrderCancel {
+                order_ref, shares, ..
+            } => self
+                .reduce(order_ref, shares, Some((false, 0)))
+                .map(|e| Effect { print: None, ..e }),
+            Message::OrderDelete { order_ref, .. } => {
+                let o = self
+                    .orders
+                    .remove(order_ref)
+                    .ok_or(BookError::UnknownOrder(order_ref))?;
+                let (s, bids) = self.stock_mut(o.locate).side_mut(o.side);
+                s.remove(o.price, o.shares, bids);
+                Ok(Effect {
+                    book: Some(o.locate),
+                    print: None,
+                })
+            }
+            Message::OrderReplace {
+                original_ref,
+                new_ref,
+                shares,
+                price,
+                ..
+            } => {
+                if self.orders.get(new_ref).is_some() && new_ref != original_ref {
+                    return Err(BookError::DuplicateOrder(new_ref));
+                }
+                let o = self
+                    .orders
+                    .remove(original_ref)
+                    .ok_or(BookError::UnknownOrder(original_ref))?;
+                let book = self.stock_mut(o.locate);
+                let (s, bids) = book.side_mut(o.side);
+                s.remove(o.price, o.shares, bids);
+                s.add(price, shares, bids);
+                self.orders.insert(new_ref, Order { price, shares, ..o });
+                Ok(Effect {
+                    book: Some(o.locate),
+                    print: None,
+                })
+            }
+            Message::Trade {
+                header,
+                shares,
+                price,
+                ..
+            } => Ok(Effect {
+                book: None,
+                print: Some(Print {
+                    locate: header.locate,
+                    price,
+                    shares: shares as u64,
+                }),
+            }),
+            Message::CrossTrade {
+                header,
+                shares,
+                price,
+                ..
+            } => Ok(Effect {
+                book: None,
+                print: (shares > 0).then_some(Print {
+                    locate: header.locate,
+                    price,
+                    shares,
+                }),
+            }),
+            Message::StockDirectory { header, stock, .. } => {
+                self.stock_mut(header.locate).symbol = Some(*stock);
+                Ok(Effect::default())
+            }
+            Message::SystemEvent { .. } | Message::BrokenTrade { .. } | Message::Other { .. } => {
+                Ok(Effect::default())
+            }
+        }
+    }
+
+    /// Removes `shares` from an order (execution or cancel); the order leaves the book when
+    /// none remain. `with_price` is `(printable, price)` for executions at another price.
+    #[inline]
+    fn reduce(
+        &mut self,
+        order_ref: u64,
+        shares: u32,
+        with_price: Option<(bool, u32)>,
+    ) -> Result<Effect, BookError> {
+        let o = self
+            .orders
+            .get_mut(order_ref)
+            .ok_or(BookError::UnknownOrder(order_ref))?;
+        if shares > o.shares {
+            return Err(BookError::TooManyShares {
+                order_ref,
+                has: o.shares,
+                removes: shares,
+            });
+        }
+        o.shares -= shares;
+        let order = *o;
+        if order.shares == 0 {
+            self.orders.remove(order_ref);
+        }
+        let (s, bids) = self.stock_mut(order.locate).side_mut(order.side);
+        s.remove(order.price, shares, bids);
+        let print = match with_price {
+            None => Some(order.price),
+            Some((true, price)) => Some(price),
+            Some((false, _)) => None,
+        };
+        Ok(Effect {
+            book: Some(order.locate),
+            print: print.map(|price| Print {
+                locate: order.locate,
+                price,
+                shares: shares as u64,
+            }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(shares: u32) -> Order {
+        Order {
+            locate: 1,
+            side: ItchSide::Buy,
+            price: 100,
+            shares,
+        }
+    }
+
+    #[test]
+    fn order_map_survives_collisions_and_deletes() {
+        let mut m = OrderMap::with_capacity(4);
+        // Many keys, removals in a scrambled order, growth along the way.
+        for k in 0..5000u64 {
+            assert!(m.insert(k * 7919, order(k as u32)));
+        }
+        assert!(!m.insert(7919, order(0)), "duplicate");
+        for k in (0..5000u64).filter(|k| k % 3 != 0) {
+            assert_eq!(m.remove(k * 7919).map(|o| o.shares), Some(k as u32));
+        }
+        for k in 0..5000u64 {
+            let want = (k % 3 == 0).then_some(k as u32);
+            assert_eq!(m.get(k * 7919).map(|o| o.shares), want, "key {k}");
+        }
+        assert_eq!(m.len(), 1667);
+    }
+}
