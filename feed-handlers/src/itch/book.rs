@@ -1,8 +1,8 @@
 //! The L3 (order-by-order) book of an ITCH day, aggregated on the fly into L2 and top of book.
 //!
 //! Every order of the day lives in one open-addressing hash table keyed by order reference
-//! number ([`OrderMap`]): a lookup is a multiply, a shift and (almost always) one cache line,
-//! which is what makes tens of millions of messages per second possible. Each stock (indexed
+//! number ([`OrderMap`]): a lookup is a mask and (almost always) one cache line, which is
+//! what makes tens of millions of messages per second possible. Each stock (indexed
 //! by its locate code) has two price-level vectors sorted with the best price last, like the
 //! engine's `L2Book`, holding the aggregated shares per price; an order event changes exactly
 //! the level of its price.
@@ -25,34 +25,45 @@ pub struct Order {
 
 /// Open-addressing (linear probing, backward-shift deletion) map from order reference to
 /// [`Order`]. See the module documentation.
+///
+/// Keys and values share one slot (24 bytes) so a lookup costs one cache line, and the slot
+/// of a reference is the reference itself modulo the table size: ITCH assigns references in
+/// increasing order through the day, so this spreads them without collisions and keeps the
+/// most recently added orders (the ones most likely to be executed or cancelled next) in
+/// neighbouring, still-cached lines. A multiplicative hash would scatter them and make
+/// nearly every lookup a cache miss.
 #[derive(Debug, Clone)]
 pub struct OrderMap {
-    keys: Vec<u64>,
-    vals: Vec<Order>,
+    slots: Vec<Slot>,
     len: usize,
-    shift: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    key: u64,
+    order: Order,
 }
 
 /// Reference number marking an empty slot; ITCH reference numbers are never all-ones.
 const EMPTY: u64 = u64::MAX;
+
+const EMPTY_SLOT: Slot = Slot {
+    key: EMPTY,
+    order: Order {
+        locate: 0,
+        side: ItchSide::Buy,
+        price: 0,
+        shares: 0,
+    },
+};
 
 impl OrderMap {
     /// A map sized for about `capacity` live orders before it first grows.
     pub fn with_capacity(capacity: usize) -> Self {
         let slots = (capacity.max(8) * 2).next_power_of_two();
         OrderMap {
-            keys: vec![EMPTY; slots],
-            vals: vec![
-                Order {
-                    locate: 0,
-                    side: ItchSide::Buy,
-                    price: 0,
-                    shares: 0
-                };
-                slots
-            ],
+            slots: vec![EMPTY_SLOT; slots],
             len: 0,
-            shift: 64 - slots.trailing_zeros(),
         }
     }
 
@@ -67,17 +78,21 @@ impl OrderMap {
     }
 
     #[inline(always)]
-    fn slot(&self, key: u64) -> usize {
-        // Fibonacci hashing: the top bits of key * 2^64/phi spread sequential references.
-        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
+    fn mask(&self) -> usize {
+        self.slots.len() - 1
+    }
+
+    #[inline(always)]
+    fn home(&self, key: u64) -> usize {
+        key as usize & self.mask()
     }
 
     #[inline]
     fn find(&self, key: u64) -> Option<usize> {
-        let mask = self.keys.len() - 1;
-        let mut i = self.slot(key);
+        let mask = self.mask();
+        let mut i = self.home(key);
         loop {
-            let k = self.keys[i];
+            let k = self.slots[i].key;
             if k == key {
                 return Some(i);
             }
@@ -91,13 +106,13 @@ impl OrderMap {
     /// The order with this reference.
     #[inline]
     pub fn get(&self, key: u64) -> Option<&Order> {
-        self.find(key).map(|i| &self.vals[i])
+        self.find(key).map(|i| &self.slots[i].order)
     }
 
     /// Mutable access to the order with this reference.
     #[inline]
     pub fn get_mut(&mut self, key: u64) -> Option<&mut Order> {
-        self.find(key).map(|i| &mut self.vals[i])
+        self.find(key).map(|i| &mut self.slots[i].order)
     }
 
     /// Inserts a new order; `false` (and no change) if the reference is live already or is
@@ -107,19 +122,18 @@ impl OrderMap {
         if key == EMPTY {
             return false;
         }
-        if (self.len + 1) * 2 > self.keys.len() {
+        if (self.len + 1) * 2 > self.slots.len() {
             self.grow();
         }
-        let mask = self.keys.len() - 1;
-        let mut i = self.slot(key);
+        let mask = self.mask();
+        let mut i = self.home(key);
         loop {
-            let k = self.keys[i];
+            let k = self.slots[i].key;
             if k == key {
                 return false;
             }
             if k == EMPTY {
-                self.keys[i] = key;
-                self.vals[i] = order;
+                self.slots[i] = Slot { key, order };
                 self.len += 1;
                 return true;
             }
@@ -131,40 +145,59 @@ impl OrderMap {
     #[inline]
     pub fn remove(&mut self, key: u64) -> Option<Order> {
         let mut hole = self.find(key)?;
-        let removed = self.vals[hole];
-        let mask = self.keys.len() - 1;
+        let removed = self.slots[hole].order;
+        let mask = self.mask();
         // Backward-shift: pull later members of the probe run into the hole so lookups never
         // need tombstones.
         let mut i = (hole + 1) & mask;
         loop {
-            let k = self.keys[i];
+            let k = self.slots[i].key;
             if k == EMPTY {
                 break;
             }
-            let home = self.slot(k);
+            let home = self.home(k);
             // Move k if its home is not in the cyclic range (hole, i].
             if (i.wrapping_sub(home) & mask) >= (i.wrapping_sub(hole) & mask) {
-                self.keys[hole] = k;
-                self.vals[hole] = self.vals[i];
+                self.slots[hole] = self.slots[i];
                 hole = i;
             }
             i = (i + 1) & mask;
         }
-        self.keys[hole] = EMPTY;
+        self.slots[hole].key = EMPTY;
         self.len -= 1;
         Some(removed)
     }
 
+    /// Hints the CPU to start loading the slot of `key`. The table is far larger than the
+    /// caches, so [`super::replay`] calls this a few messages ahead of applying them: the
+    /// lookup then finds its line already in flight instead of stalling on memory.
+    #[inline(always)]
+    pub fn prefetch(&self, key: u64) {
+        prefetch_ptr(self.slots.as_ptr().wrapping_add(self.home(key)));
+    }
+
     fn grow(&mut self) {
-        let old_keys = std::mem::take(&mut self.keys);
-        let old_vals = std::mem::take(&mut self.vals);
-        *self = OrderMap::with_capacity(old_keys.len());
-        for (k, v) in old_keys.into_iter().zip(old_vals) {
-            if k != EMPTY {
-                self.insert(k, v);
+        let old = std::mem::take(&mut self.slots);
+        *self = OrderMap::with_capacity(old.len());
+        for s in old {
+            if s.key != EMPTY {
+                self.insert(s.key, s.order);
             }
         }
     }
+}
+
+/// Asks the CPU to start loading the cache line at `p`.
+#[inline(always)]
+fn prefetch_ptr<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint; it never faults, whatever the address.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 /// One aggregated price level.
@@ -354,6 +387,48 @@ impl L3Book {
     /// The live order with this reference.
     pub fn order(&self, order_ref: u64) -> Option<&Order> {
         self.orders.get(order_ref)
+    }
+
+    /// Starts loading the order slot(s) a not-yet-applied message will need (see
+    /// [`OrderMap::prefetch`]). Does nothing for messages without an order reference.
+    #[inline(always)]
+    pub fn prefetch(&self, body: &[u8]) {
+        let key_at = |at: usize| {
+            body.get(at..at + 8)
+                .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
+        };
+        match body.first() {
+            Some(b'A' | b'F' | b'E' | b'C' | b'X' | b'D') => {
+                if let Some(k) = key_at(11) {
+                    self.orders.prefetch(k);
+                }
+            }
+            Some(b'U') => {
+                if let (Some(old), Some(new)) = (key_at(11), key_at(19)) {
+                    self.orders.prefetch(old);
+                    self.orders.prefetch(new);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Starts loading the best levels of the stock a not-yet-applied message belongs to.
+    /// Needs the stock's entry itself, so [`super::replay`] calls it closer to the message
+    /// than [`L3Book::prefetch`].
+    #[inline(always)]
+    pub fn prefetch_levels(&self, body: &[u8]) {
+        let Some(locate) = body.get(1..3).map(|b| u16::from_be_bytes([b[0], b[1]])) else {
+            return;
+        };
+        if let Some(s) = self.stocks.get(locate as usize) {
+            for levels in [&s.bids.levels, &s.asks.levels] {
+                if let Some(top) = levels.len().checked_sub(1) {
+                    prefetch_ptr(levels.as_ptr().wrapping_add(top));
+                    prefetch_ptr(levels.as_ptr().wrapping_add(top.saturating_sub(4)));
+                }
+            }
+        }
     }
 
     /// Live orders.

@@ -63,6 +63,12 @@ pub struct GeneratedDay {
     pub final_levels: Vec<(Vec<Level>, Vec<Level>)>,
 }
 
+/// Resting orders per stock beyond which new adds give way to deletes.
+const MAX_LIVE_PER_STOCK: usize = 400;
+
+/// How far back in a stock's order list "recent" reaches.
+const RECENT: u64 = 16;
+
 /// One tick: $0.01 in ITCH's 1/10,000 dollar prices.
 const TICK: u32 = 100;
 
@@ -241,9 +247,13 @@ impl Gen {
         }
         let live = self.stocks[stock].live.len();
         let roll = self.below(100);
-        if live < 4 || roll < 38 {
+        if live < 4 || (roll < 38 && live < MAX_LIVE_PER_STOCK) {
             self.add(stock, roll % 9 == 0);
             return;
+        }
+        if roll < 38 {
+            // A full book: participants pull orders rather than the book growing forever.
+            return self.delete(stock);
         }
         match roll {
             38..=49 => self.execute(stock, false),
@@ -349,9 +359,16 @@ impl Gen {
         self.truth(Some(stock), None);
     }
 
+    /// A live order to cancel, delete or replace. Like on a real day, most of these target
+    /// recently entered orders (quotes re-priced within moments); the rest hit any order.
     fn random_live(&mut self, stock: usize) -> u64 {
-        let live = &self.stocks[stock].live;
-        live[(self.rng.next_u64() % live.len() as u64) as usize]
+        let n = self.stocks[stock].live.len() as u64;
+        let back = if self.below(4) != 0 {
+            self.below(n.min(RECENT))
+        } else {
+            self.below(n)
+        };
+        self.stocks[stock].live[(n - 1 - back) as usize]
     }
 
     /// An order at the best price of a random side (executions hit the top of the book).
