@@ -31,9 +31,14 @@ fn itch(c: &mut Criterion) {
         b.iter_batched_ref(
             || L3Book::with_capacity(1 << 20),
             |book| {
-                let stats = replay(&day.bytes, book, |_, _, e| {
-                    black_box(e);
-                }, |_, _| {});
+                let stats = replay(
+                    &day.bytes,
+                    book,
+                    |_, _, e| {
+                        black_box(e);
+                    },
+                    |_, _| {},
+                );
                 assert_eq!(stats.errors, 0);
                 black_box(book.top(1))
             },
@@ -48,12 +53,14 @@ fn coinbase(c: &mut Criterion) {
         env!("CARGO_MANIFEST_DIR"),
         "/../../shared/real-feeds/coinbase-2021-04-17-level2-ticker-matches.raw"
     );
-    let mut reader = RawReader::open(path)
-        .unwrap_or_else(|e| panic!("recorded feed {path} is required: {e}"));
+    let mut reader =
+        RawReader::open(path).unwrap_or_else(|e| panic!("recorded feed {path} is required: {e}"));
     let mut snapshots = Vec::new();
     let mut updates = Vec::new();
     while let Some((_, line)) = reader.next_line().unwrap() {
-        let Ok(Some(r)) = parse_line(line) else { continue };
+        let Ok(Some(r)) = parse_line(line) else {
+            continue;
+        };
         if r.kind != RecordKind::Received {
             continue;
         }

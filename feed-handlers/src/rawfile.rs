@@ -167,11 +167,14 @@ pub struct MergedLine {
     pub bytes: Vec<u8>,
 }
 
+/// A source's next line with its timestamp, read ahead for the merge.
+type Pending = Option<(Nanos, MergedLine)>;
+
 /// Interleaves several recordings by line timestamp (stable: ties keep source order).
 /// Lines without a readable timestamp are emitted as soon as they are reached, so that
 /// [`parse_line`] reports them in place.
 pub struct MergedReader<R> {
-    sources: Vec<(RawReader<R>, Option<(Nanos, MergedLine)>)>,
+    sources: Vec<(RawReader<R>, Pending)>,
 }
 
 impl MergedReader<BufReader<File>> {

@@ -38,7 +38,7 @@ fn check_against_truth(
                 return;
             };
             let truth = d.truth[t];
-            if effect.book.map(|l| l) != truth.book.map(|(l, _)| l) {
+            if effect.book != truth.book.map(|(l, _)| l) {
                 mismatches.push(format!(
                     "message {i}: touched {:?}, truth {:?}",
                     effect.book, truth.book

@@ -287,6 +287,9 @@ fn binance_deleting_one_diff_triggers_a_resync() {
     assert!(!d.is_live(nkn), "waits for a new snapshot");
 }
 
+/// Time of an applied l2update and the best bid/ask mantissas after it.
+type AppliedTop = (i64, Option<i64>, Option<i64>);
+
 /// Coinbase stamps a match's `ticker` and the `l2update` that the match causes with the same
 /// `time`, and sends the l2update first. So the rule is: **when the last l2update the book
 /// applied for the product before a ticker has exactly the ticker's `time`, the book has seen
@@ -298,7 +301,7 @@ fn binance_deleting_one_diff_triggers_a_resync() {
 fn coinbase_books_match_every_ticker_they_have_caught_up_with() {
     let mut d = CoinbaseDecoder::new(SymbolRegistry::inferred("coinbase"));
     // Per symbol: time of the last applied l2update and the book's best prices after it.
-    let mut last: Vec<Option<(i64, Option<i64>, Option<i64>)>> = vec![None; 64];
+    let mut last: Vec<Option<AppliedTop>> = vec![None; 64];
     let (mut compared, mut skipped, mut mismatches) = (0, 0, Vec::new());
     let s = replay(
         &mut d,

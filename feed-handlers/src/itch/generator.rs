@@ -248,7 +248,8 @@ impl Gen {
         let live = self.stocks[stock].live.len();
         let roll = self.below(100);
         if live < 4 || (roll < 38 && live < MAX_LIVE_PER_STOCK) {
-            self.add(stock, roll % 9 == 0);
+            let mpid = self.below(9) == 0;
+            self.add(stock, mpid);
             return;
         }
         if roll < 38 {
