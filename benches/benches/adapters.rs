@@ -34,7 +34,7 @@ fn itch(c: &mut Criterion) {
                 let stats = replay(
                     &day.bytes,
                     book,
-                    |_, _, e| {
+                    |_, _, e, _| {
                         black_box(e);
                     },
                     |_, _| {},

@@ -21,7 +21,7 @@ use crate::venues::{decoder_for, DecodeStats, Decoded, VenueDecoder, VENUES};
 /// Why inspection could not run at all (bad lines never are).
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {
-    #[error("unknown adapter {0:?} (known: {known})", known = VENUES.join(", "))]
+    #[error("unknown adapter {0:?} (known: itch, {known})", known = VENUES.join(", "))]
     UnknownAdapter(String),
     #[error("i/o error: {0}")]
     Io(#[from] io::Error),
@@ -216,6 +216,12 @@ pub fn run_files(
     book_depth: Option<usize>,
     out: &mut impl Write,
 ) -> Result<Summary, InspectError> {
+    if adapter == "itch" {
+        let path = paths
+            .first()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file"))?;
+        return run_itch(path, book_depth, out);
+    }
     let mut decoder =
         decoder_for(adapter).ok_or_else(|| InspectError::UnknownAdapter(adapter.to_string()))?;
     let mut line = Vec::with_capacity(4096);
@@ -395,4 +401,122 @@ fn json_str(o: &mut Vec<u8>, s: &str) {
 /// Symbol name for an id in a decoder's registry (for tests and tools).
 pub fn symbol_name(dec: &dyn VenueDecoder, id: SymbolId) -> Option<&str> {
     dec.registry().get(id).map(|i| i.symbol.as_str())
+}
+
+/// Inspects a binary ITCH 5.0 file (length-prefixed, memory-mapped): one JSON line per
+/// message that touched a book or printed a trade, with the stock's top of book (or top N
+/// levels), and a summary. `line` in errors is the message's index in the file.
+pub fn run_itch(
+    path: impl AsRef<Path>,
+    book_depth: Option<usize>,
+    out: &mut impl Write,
+) -> Result<Summary, InspectError> {
+    use crate::itch::{map_file, replay as itch_replay, ItchSide, Level, Message, PRICE_SCALE};
+
+    let map = map_file(path)?;
+    let mut book = crate::itch::L3Book::with_capacity(1 << 20);
+    let mut summary = Summary {
+        adapter: "itch".into(),
+        ..Summary::default()
+    };
+    let mut line = Vec::with_capacity(512);
+    let mut io_result = Ok(());
+    let mut errors = Vec::new();
+    let stats = itch_replay(
+        &map,
+        &mut book,
+        |index, msg, effect, book| {
+            if let Message::StockDirectory { .. } = msg {
+                summary.symbols += 1;
+            }
+            let Some(locate) = effect.book.or(effect.print.map(|p| p.locate)) else {
+                return;
+            };
+            let stock = book.stock(locate);
+            let name = stock
+                .and_then(|s| s.symbol)
+                .map(|s| String::from_utf8_lossy(&s).trim_end().to_string())
+                .unwrap_or_default();
+            line.clear();
+            line.extend_from_slice(br#"{"type":"#);
+            json_str(
+                &mut line,
+                if effect.print.is_some() {
+                    "trade"
+                } else {
+                    "book"
+                },
+            );
+            line.extend_from_slice(br#","index":"#);
+            num(&mut line, index as i64);
+            line.extend_from_slice(br#","symbol":"#);
+            json_str(&mut line, &name);
+            line.extend_from_slice(br#","ts":"#);
+            num(&mut line, msg.header().timestamp as i64);
+            if let Some(p) = effect.print {
+                line.extend_from_slice(br#","price":"#);
+                decimal(&mut line, p.price as i64, PRICE_SCALE);
+                line.extend_from_slice(br#","qty":"#);
+                num(&mut line, p.shares as i64);
+            }
+            if effect.book.is_some() {
+                let depth = book_depth.unwrap_or(1);
+                let side = |o: &mut Vec<u8>, s: ItchSide| {
+                    o.push(b'[');
+                    let levels = stock.into_iter().flat_map(|st| st.levels(s)).take(depth);
+                    for (i, l) in levels.enumerate() {
+                        let Level { price, shares } = *l;
+                        if i > 0 {
+                            o.push(b',');
+                        }
+                        o.push(b'[');
+                        decimal(o, price as i64, PRICE_SCALE);
+                        o.push(b',');
+                        num(o, shares as i64);
+                        o.push(b']');
+                    }
+                    o.push(b']');
+                };
+                line.extend_from_slice(br#","book":{"bids":"#);
+                side(&mut line, ItchSide::Buy);
+                line.extend_from_slice(br#","asks":"#);
+                side(&mut line, ItchSide::Sell);
+                line.push(b'}');
+            }
+            line.extend_from_slice(b"}\n");
+            if io_result.is_ok() {
+                io_result = out.write_all(&line);
+            }
+        },
+        |index, error| {
+            errors.push(LineError {
+                file: 0,
+                line: index,
+                error: error.to_string(),
+            })
+        },
+    );
+    io_result?;
+    for e in &errors {
+        line.clear();
+        line.extend_from_slice(br#"{"type":"error","index":"#);
+        num(&mut line, e.line as i64);
+        line.extend_from_slice(br#","error":"#);
+        json_str(&mut line, &e.error);
+        line.extend_from_slice(b"}\n");
+        out.write_all(&line)?;
+    }
+    summary.messages = stats.messages;
+    summary.lines = stats.messages;
+    summary.events = stats.applied;
+    summary.parse_errors = stats.errors;
+    errors.truncate(MAX_KEPT_ERRORS);
+    summary.errors = errors;
+    serde_json::to_writer(
+        &mut *out,
+        &serde_json::json!({ "type": "summary", "summary": &summary }),
+    )
+    .map_err(io::Error::from)?;
+    out.write_all(b"\n")?;
+    Ok(summary)
 }

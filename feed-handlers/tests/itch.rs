@@ -32,7 +32,7 @@ fn check_against_truth(
     replay(
         bytes,
         &mut book,
-        |i, _, effect| {
+        |i, _, effect, _| {
             let Some(t) = map(i) else {
                 mismatches.push(format!("message {i} should have been rejected"));
                 return;
@@ -230,7 +230,7 @@ fn truncated_tail_is_reported_after_every_complete_message() {
     let stats = replay(
         &d.bytes[..cut],
         &mut book,
-        |_, _, _| {},
+        |_, _, _, _| {},
         |i, e| errors.push((i, e)),
     );
     assert_eq!(stats.messages as usize, d.messages - 1);
@@ -267,7 +267,54 @@ fn random_and_mutated_streams_never_panic() {
             bytes[at] = rng.next_u64() as u8;
         }
         let mut book = L3Book::new();
-        let stats = replay(&bytes, &mut book, |_, _, _| {}, |_, _| {});
+        let stats = replay(&bytes, &mut book, |_, _, _, _| {}, |_, _| {});
         assert!(stats.messages + stats.errors > 0 || bytes.len() < 2);
     }
+}
+
+#[test]
+fn inspect_prints_every_book_change_and_reports_bad_messages() {
+    let d = day(21, 5, 2_000);
+    let mut bytes = d.bytes.clone();
+    bytes.extend(frame(b"z-unknown"));
+    bytes.extend_from_slice(&[0, 36, b'A', 0]); // truncated add order
+    let path =
+        std::env::temp_dir().join(format!("tickwire-itch-inspect-{}.bin", std::process::id()));
+    std::fs::write(&path, &bytes).unwrap();
+    let mut out = Vec::new();
+    let s = tickwire_feeds::inspect::run("itch", &path, Some(3), &mut out).unwrap();
+    std::fs::remove_file(&path).ok();
+    assert_eq!(
+        s.messages as usize,
+        d.messages + 1,
+        "the truncated tail is not a message"
+    );
+    assert_eq!(s.events as usize, d.messages);
+    assert_eq!(s.parse_errors, 2);
+    assert_eq!(s.symbols, 5);
+    let lines: Vec<serde_json::Value> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let with_book = lines.iter().filter(|l| l.get("book").is_some()).count();
+    let touching = d.truth.iter().filter(|t| t.book.is_some()).count();
+    assert_eq!(with_book, touching);
+    // The last book line of each stock shows the generator's final top three levels.
+    for (locate, (bids, _)) in d.final_levels.iter().enumerate().skip(1) {
+        let name = format!("S{locate:04}");
+        let last = lines
+            .iter()
+            .rfind(|l| l["symbol"] == name.as_str() && l.get("book").is_some())
+            .unwrap();
+        let shown: Vec<u64> = last["book"]["bids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l[1].as_u64().unwrap())
+            .collect();
+        let want: Vec<u64> = bids.iter().take(3).map(|l| l.shares).collect();
+        assert_eq!(shown, want, "{name}");
+    }
+    assert_eq!(lines.last().unwrap()["type"], "summary");
 }

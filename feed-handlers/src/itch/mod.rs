@@ -63,12 +63,13 @@ pub struct ReplayStats {
 }
 
 /// Parses every frame of `bytes` into `book`, calling `each` with each applied message's
-/// index (counting all complete frames) and effect, and `bad` with each skipped message.
+/// index (counting all complete frames), effect and the book after it, and `bad` with each
+/// skipped message.
 #[inline]
 pub fn replay(
     bytes: &[u8],
     book: &mut L3Book,
-    mut each: impl FnMut(usize, &Message<'_>, Effect),
+    mut each: impl FnMut(usize, &Message<'_>, Effect, &L3Book),
     mut bad: impl FnMut(usize, StreamError),
 ) -> ReplayStats {
     let mut stats = ReplayStats::default();
@@ -119,7 +120,7 @@ pub fn replay(
             Ok(effect) => {
                 stats.applied += 1;
                 stats.prints += effect.print.is_some() as u64;
-                each(index, &msg, effect);
+                each(index, &msg, effect, book);
             }
             Err(error) => {
                 stats.errors += 1;
