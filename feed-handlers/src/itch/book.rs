@@ -87,7 +87,7 @@ impl OrderMap {
         key as usize & self.mask()
     }
 
-    #[inline]
+    #[inline(always)]
     fn find(&self, key: u64) -> Option<usize> {
         let mask = self.mask();
         let mut i = self.home(key);
@@ -110,14 +110,14 @@ impl OrderMap {
     }
 
     /// Mutable access to the order with this reference.
-    #[inline]
+    #[inline(always)]
     pub fn get_mut(&mut self, key: u64) -> Option<&mut Order> {
         self.find(key).map(|i| &mut self.slots[i].order)
     }
 
     /// Inserts a new order; `false` (and no change) if the reference is live already or is
     /// the reserved empty marker.
-    #[inline]
+    #[inline(always)]
     pub fn insert(&mut self, key: u64, order: Order) -> bool {
         if key == EMPTY {
             return false;
@@ -142,7 +142,7 @@ impl OrderMap {
     }
 
     /// Removes and returns an order.
-    #[inline]
+    #[inline(always)]
     pub fn remove(&mut self, key: u64) -> Option<Order> {
         let mut hole = self.find(key)?;
         let removed = self.slots[hole].order;
@@ -214,21 +214,30 @@ pub struct Top {
     pub ask: Option<Level>,
 }
 
-/// Aggregated levels of one side, best last.
+/// Aggregated levels of one side, best last. `BIDS` fixes the ordering at compile time
+/// (bids ascending, asks descending) so the searches carry no runtime side test.
 #[derive(Debug, Clone, Default)]
-struct Side {
+struct Side<const BIDS: bool> {
     levels: Vec<Level>,
 }
 
-impl Side {
+impl<const BIDS: bool> Side<BIDS> {
+    /// Whether `a` is a better price than `b` on this side.
+    #[inline(always)]
+    fn better(a: u32, b: u32) -> bool {
+        if BIDS {
+            a > b
+        } else {
+            a < b
+        }
+    }
+
     /// Index of `price`, searching from the top of the book where most activity is.
     #[inline]
-    fn find(&self, price: u32, bids: bool) -> Result<usize, usize> {
-        let better = |a: u32, b: u32| if bids { a > b } else { a < b };
+    fn find(&self, price: u32) -> Result<usize, usize> {
         let levels = &self.levels;
         // Most events touch one of the best few levels: scan those, then binary search.
-        let n = levels.len();
-        let mut i = n;
+        let mut i = levels.len();
         for _ in 0..4 {
             if i == 0 {
                 return Err(0);
@@ -237,7 +246,7 @@ impl Side {
             if p == price {
                 return Ok(i - 1);
             }
-            if better(price, p) {
+            if Self::better(price, p) {
                 return Err(i);
             }
             i -= 1;
@@ -245,7 +254,7 @@ impl Side {
         levels[..i].binary_search_by(|l| {
             if l.price == price {
                 std::cmp::Ordering::Equal
-            } else if better(price, l.price) {
+            } else if Self::better(price, l.price) {
                 std::cmp::Ordering::Less
             } else {
                 std::cmp::Ordering::Greater
@@ -254,8 +263,8 @@ impl Side {
     }
 
     #[inline]
-    fn add(&mut self, price: u32, shares: u32, bids: bool) {
-        match self.find(price, bids) {
+    fn add(&mut self, price: u32, shares: u32) {
+        match self.find(price) {
             Ok(i) => self.levels[i].shares += shares as u64,
             Err(i) => self.levels.insert(
                 i,
@@ -269,8 +278,8 @@ impl Side {
 
     /// Removes shares the book knows are there (the order map vouches for them).
     #[inline]
-    fn remove(&mut self, price: u32, shares: u32, bids: bool) {
-        if let Ok(i) = self.find(price, bids) {
+    fn remove(&mut self, price: u32, shares: u32) {
+        if let Ok(i) = self.find(price) {
             let l = &mut self.levels[i];
             l.shares = l.shares.saturating_sub(shares as u64);
             if l.shares == 0 {
@@ -283,18 +292,26 @@ impl Side {
 /// Both sides of one stock.
 #[derive(Debug, Clone, Default)]
 pub struct StockBook {
-    bids: Side,
-    asks: Side,
+    bids: Side<true>,
+    asks: Side<false>,
     /// The symbol from the stock directory, if seen.
     pub symbol: Option<[u8; 8]>,
 }
 
 impl StockBook {
     #[inline]
-    fn side_mut(&mut self, side: ItchSide) -> (&mut Side, bool) {
+    fn add(&mut self, side: ItchSide, price: u32, shares: u32) {
         match side {
-            ItchSide::Buy => (&mut self.bids, true),
-            ItchSide::Sell => (&mut self.asks, false),
+            ItchSide::Buy => self.bids.add(price, shares),
+            ItchSide::Sell => self.asks.add(price, shares),
+        }
+    }
+
+    #[inline]
+    fn remove(&mut self, side: ItchSide, price: u32, shares: u32) {
+        match side {
+            ItchSide::Buy => self.bids.remove(price, shares),
+            ItchSide::Sell => self.asks.remove(price, shares),
         }
     }
 
@@ -445,8 +462,9 @@ impl L3Book {
         &mut self.stocks[i]
     }
 
-    /// Applies one message.
-    #[inline]
+    /// Applies one message. Always inlined: it is the body of [`super::replay`]'s loop, and
+    /// left to the optimizer it stayed a call in some callers (30% slower there).
+    #[inline(always)]
     pub fn apply(&mut self, msg: &Message<'_>) -> Result<Effect, BookError> {
         match *msg {
             Message::AddOrder {
@@ -466,8 +484,7 @@ impl L3Book {
                 if !self.orders.insert(order_ref, order) {
                     return Err(BookError::DuplicateOrder(order_ref));
                 }
-                let (s, bids) = self.stock_mut(header.locate).side_mut(side);
-                s.add(price, shares, bids);
+                self.stock_mut(header.locate).add(side, price, shares);
                 Ok(Effect {
                     book: Some(header.locate),
                     print: None,
@@ -493,8 +510,7 @@ impl L3Book {
                     .orders
                     .remove(order_ref)
                     .ok_or(BookError::UnknownOrder(order_ref))?;
-                let (s, bids) = self.stock_mut(o.locate).side_mut(o.side);
-                s.remove(o.price, o.shares, bids);
+                self.stock_mut(o.locate).remove(o.side, o.price, o.shares);
                 Ok(Effect {
                     book: Some(o.locate),
                     print: None,
@@ -515,9 +531,8 @@ impl L3Book {
                     .remove(original_ref)
                     .ok_or(BookError::UnknownOrder(original_ref))?;
                 let book = self.stock_mut(o.locate);
-                let (s, bids) = book.side_mut(o.side);
-                s.remove(o.price, o.shares, bids);
-                s.add(price, shares, bids);
+                book.remove(o.side, o.price, o.shares);
+                book.add(o.side, price, shares);
                 self.orders.insert(new_ref, Order { price, shares, ..o });
                 Ok(Effect {
                     book: Some(o.locate),
@@ -562,7 +577,7 @@ impl L3Book {
 
     /// Removes `shares` from an order (execution or cancel); the order leaves the book when
     /// none remain. `with_price` is `(printable, price)` for executions at another price.
-    #[inline]
+    #[inline(always)]
     fn reduce(
         &mut self,
         order_ref: u64,
@@ -585,8 +600,8 @@ impl L3Book {
         if order.shares == 0 {
             self.orders.remove(order_ref);
         }
-        let (s, bids) = self.stock_mut(order.locate).side_mut(order.side);
-        s.remove(order.price, shares, bids);
+        self.stock_mut(order.locate)
+            .remove(order.side, order.price, shares);
         let print = match with_price {
             None => Some(order.price),
             Some((true, price)) => Some(price),

@@ -234,86 +234,122 @@ pub fn parse(body: &[u8]) -> Result<Message<'_>, ItchError> {
             got: body.len(),
         });
     }
-    let b = body;
+    let b = &body[..11];
     let header = Header {
         locate: u16_at(b, 1),
         tracking: u16_at(b, 3),
         timestamp: u48_at(b, 5),
     };
+    let b = body;
+    // Each arm re-slices to its exact length: one bounds check, then the constant-offset
+    // field reads need none.
     Ok(match kind {
-        b'A' | b'F' => Message::AddOrder {
-            header,
-            order_ref: u64_at(b, 11),
-            side: side_at(b, 19, kind)?,
-            shares: u32_at(b, 20),
-            stock: arr8(b, 24),
-            price: u32_at(b, 32),
-            mpid: if kind == b'F' {
-                Some(b[36..40].try_into().expect("length checked"))
-            } else {
-                None
-            },
-        },
-        b'E' => Message::OrderExecuted {
-            header,
-            order_ref: u64_at(b, 11),
-            shares: u32_at(b, 19),
-            match_number: u64_at(b, 23),
-        },
-        b'C' => Message::OrderExecutedWithPrice {
-            header,
-            order_ref: u64_at(b, 11),
-            shares: u32_at(b, 19),
-            match_number: u64_at(b, 23),
-            printable: b[31] == b'Y',
-            price: u32_at(b, 32),
-        },
-        b'X' => Message::OrderCancel {
-            header,
-            order_ref: u64_at(b, 11),
-            shares: u32_at(b, 19),
-        },
-        b'D' => Message::OrderDelete {
-            header,
-            order_ref: u64_at(b, 11),
-        },
-        b'U' => Message::OrderReplace {
-            header,
-            original_ref: u64_at(b, 11),
-            new_ref: u64_at(b, 19),
-            shares: u32_at(b, 27),
-            price: u32_at(b, 31),
-        },
-        b'P' => Message::Trade {
-            header,
-            side: side_at(b, 19, kind)?,
-            shares: u32_at(b, 20),
-            stock: arr8(b, 24),
-            price: u32_at(b, 32),
-            match_number: u64_at(b, 36),
-        },
-        b'Q' => Message::CrossTrade {
-            header,
-            shares: u64_at(b, 11),
-            stock: arr8(b, 19),
-            price: u32_at(b, 27),
-            match_number: u64_at(b, 31),
-            cross_type: b[39],
-        },
-        b'B' => Message::BrokenTrade {
-            header,
-            match_number: u64_at(b, 11),
-        },
-        b'S' => Message::SystemEvent {
-            header,
-            code: b[11],
-        },
-        b'R' => Message::StockDirectory {
-            header,
-            stock: arr8(b, 11),
-            market_category: b[19],
-            round_lot_size: u32_at(b, 21),
-        },
+        b'A' | b'F' => {
+            let b = &b[..36];
+            Message::AddOrder {
+                header,
+                order_ref: u64_at(b, 11),
+                side: side_at(b, 19, kind)?,
+                shares: u32_at(b, 20),
+                stock: arr8(b, 24),
+                price: u32_at(b, 32),
+                mpid: if kind == b'F' {
+                    Some(body[36..40].try_into().expect("length checked"))
+                } else {
+                    None
+                },
+            }
+        }
+        b'E' => {
+            let b = &b[..31];
+            Message::OrderExecuted {
+                header,
+                order_ref: u64_at(b, 11),
+                shares: u32_at(b, 19),
+                match_number: u64_at(b, 23),
+            }
+        }
+        b'C' => {
+            let b = &b[..36];
+            Message::OrderExecutedWithPrice {
+                header,
+                order_ref: u64_at(b, 11),
+                shares: u32_at(b, 19),
+                match_number: u64_at(b, 23),
+                printable: b[31] == b'Y',
+                price: u32_at(b, 32),
+            }
+        }
+        b'X' => {
+            let b = &b[..23];
+            Message::OrderCancel {
+                header,
+                order_ref: u64_at(b, 11),
+                shares: u32_at(b, 19),
+            }
+        }
+        b'D' => {
+            let b = &b[..19];
+            Message::OrderDelete {
+                header,
+                order_ref: u64_at(b, 11),
+            }
+        }
+        b'U' => {
+            let b = &b[..35];
+            Message::OrderReplace {
+                header,
+                original_ref: u64_at(b, 11),
+                new_ref: u64_at(b, 19),
+                shares: u32_at(b, 27),
+                price: u32_at(b, 31),
+            }
+        }
+        b'P' => {
+            let b = &b[..44];
+            Message::Trade {
+                header,
+                side: side_at(b, 19, kind)?,
+                shares: u32_at(b, 20),
+                stock: arr8(b, 24),
+                price: u32_at(b, 32),
+                match_number: u64_at(b, 36),
+            }
+        }
+        b'Q' => {
+            let b = &b[..40];
+            Message::CrossTrade {
+                header,
+                shares: u64_at(b, 11),
+                stock: arr8(b, 19),
+                price: u32_at(b, 27),
+                match_number: u64_at(b, 31),
+                cross_type: b[39],
+            }
+        }
+        b'B' => {
+            let b = &b[..19];
+            Message::BrokenTrade {
+                header,
+                match_number: u64_at(b, 11),
+            }
+        }
+        b'S' => {
+            let b = &b[..12];
+            Message::SystemEvent {
+                header,
+                code: b[11],
+            }
+        }
+        b'R' => {
+            let b = &b[..39];
+            Message::StockDirectory {
+                header,
+                stock: arr8(b, 11),
+                market_category: b[19],
+                round_lot_size: u32_at(b, 21),
+            }
+        }
         _ => Message::Other { header, kind },
     })
 }
