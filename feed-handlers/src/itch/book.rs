@@ -26,12 +26,13 @@ pub struct Order {
 /// Open-addressing (linear probing, backward-shift deletion) map from order reference to
 /// [`Order`]. See the module documentation.
 ///
-/// Keys and values share one slot (24 bytes) so a lookup costs one cache line, and the slot
-/// of a reference is the reference itself modulo the table size: ITCH assigns references in
-/// increasing order through the day, so this spreads them without collisions and keeps the
-/// most recently added orders (the ones most likely to be executed or cancelled next) in
-/// neighbouring, still-cached lines. A multiplicative hash would scatter them and make
-/// nearly every lookup a cache miss.
+/// A slot is 16 bytes (reference, locate and side packed in one word, then price and
+/// shares), so four fit in a cache line and none straddles two: a lookup costs one line.
+/// The slot of a reference is the reference itself modulo the table size: ITCH assigns
+/// references in increasing order through the day, so this spreads them without collisions
+/// and keeps the most recently added orders (the ones most likely to be executed or
+/// cancelled next) in neighbouring, still-cached lines. A multiplicative hash would scatter
+/// them and make nearly every lookup a cache miss.
 #[derive(Debug, Clone)]
 pub struct OrderMap {
     slots: Vec<Slot>,
@@ -40,22 +41,58 @@ pub struct OrderMap {
 
 #[derive(Debug, Clone, Copy)]
 struct Slot {
-    key: u64,
-    order: Order,
+    /// Bits 0..47: order reference; 47..63: stock locate; 63: sell side.
+    word: u64,
+    price: u32,
+    shares: u32,
 }
 
-/// Reference number marking an empty slot; ITCH reference numbers are never all-ones.
+/// Bits of the packed word holding the reference.
+const KEY_BITS: u32 = 47;
+const KEY_MASK: u64 = (1 << KEY_BITS) - 1;
+
+/// Largest reference the map can hold (2^47 - 2): far beyond any ITCH day's count.
+pub const MAX_ORDER_REF: u64 = KEY_MASK - 1;
+
+/// An empty slot's word; its reference bits (all ones) are never a valid reference.
 const EMPTY: u64 = u64::MAX;
 
 const EMPTY_SLOT: Slot = Slot {
-    key: EMPTY,
-    order: Order {
-        locate: 0,
-        side: ItchSide::Buy,
-        price: 0,
-        shares: 0,
-    },
+    word: EMPTY,
+    price: 0,
+    shares: 0,
 };
+
+impl Slot {
+    #[inline(always)]
+    fn key(&self) -> u64 {
+        self.word & KEY_MASK
+    }
+
+    #[inline(always)]
+    fn pack(key: u64, order: &Order) -> Slot {
+        let sell = matches!(order.side, ItchSide::Sell) as u64;
+        Slot {
+            word: key | (order.locate as u64) << KEY_BITS | sell << 63,
+            price: order.price,
+            shares: order.shares,
+        }
+    }
+
+    #[inline(always)]
+    fn order(&self) -> Order {
+        Order {
+            locate: (self.word >> KEY_BITS) as u16,
+            side: if self.word >> 63 == 1 {
+                ItchSide::Sell
+            } else {
+                ItchSide::Buy
+            },
+            price: self.price,
+            shares: self.shares,
+        }
+    }
+}
 
 impl OrderMap {
     /// A map sized for about `capacity` live orders before it first grows.
@@ -89,15 +126,18 @@ impl OrderMap {
 
     #[inline(always)]
     fn find(&self, key: u64) -> Option<usize> {
+        if key > MAX_ORDER_REF {
+            return None;
+        }
         let mask = self.mask();
         let mut i = self.home(key);
         loop {
-            let k = self.slots[i].key;
-            if k == key {
-                return Some(i);
-            }
-            if k == EMPTY {
+            let w = self.slots[i].word;
+            if w == EMPTY {
                 return None;
+            }
+            if w & KEY_MASK == key {
+                return Some(i);
             }
             i = (i + 1) & mask;
         }
@@ -105,21 +145,15 @@ impl OrderMap {
 
     /// The order with this reference.
     #[inline]
-    pub fn get(&self, key: u64) -> Option<&Order> {
-        self.find(key).map(|i| &self.slots[i].order)
-    }
-
-    /// Mutable access to the order with this reference.
-    #[inline(always)]
-    pub fn get_mut(&mut self, key: u64) -> Option<&mut Order> {
-        self.find(key).map(|i| &mut self.slots[i].order)
+    pub fn get(&self, key: u64) -> Option<Order> {
+        self.find(key).map(|i| self.slots[i].order())
     }
 
     /// Inserts a new order; `false` (and no change) if the reference is live already or is
-    /// the reserved empty marker.
+    /// beyond [`MAX_ORDER_REF`].
     #[inline(always)]
     pub fn insert(&mut self, key: u64, order: Order) -> bool {
-        if key == EMPTY {
+        if key > MAX_ORDER_REF {
             return false;
         }
         if (self.len + 1) * 2 > self.slots.len() {
@@ -128,14 +162,14 @@ impl OrderMap {
         let mask = self.mask();
         let mut i = self.home(key);
         loop {
-            let k = self.slots[i].key;
-            if k == key {
-                return false;
-            }
-            if k == EMPTY {
-                self.slots[i] = Slot { key, order };
+            let w = self.slots[i].word;
+            if w == EMPTY {
+                self.slots[i] = Slot::pack(key, &order);
                 self.len += 1;
                 return true;
+            }
+            if w & KEY_MASK == key {
+                return false;
             }
             i = (i + 1) & mask;
         }
@@ -145,25 +179,25 @@ impl OrderMap {
     #[inline(always)]
     pub fn remove(&mut self, key: u64) -> Option<Order> {
         let mut hole = self.find(key)?;
-        let removed = self.slots[hole].order;
+        let removed = self.slots[hole].order();
         let mask = self.mask();
         // Backward-shift: pull later members of the probe run into the hole so lookups never
         // need tombstones.
         let mut i = (hole + 1) & mask;
         loop {
-            let k = self.slots[i].key;
-            if k == EMPTY {
+            let slot = self.slots[i];
+            if slot.word == EMPTY {
                 break;
             }
-            let home = self.home(k);
-            // Move k if its home is not in the cyclic range (hole, i].
+            let home = self.home(slot.key());
+            // Move the slot if its home is not in the cyclic range (hole, i].
             if (i.wrapping_sub(home) & mask) >= (i.wrapping_sub(hole) & mask) {
-                self.slots[hole] = self.slots[i];
+                self.slots[hole] = slot;
                 hole = i;
             }
             i = (i + 1) & mask;
         }
-        self.slots[hole].key = EMPTY;
+        self.slots[hole] = EMPTY_SLOT;
         self.len -= 1;
         Some(removed)
     }
@@ -180,8 +214,8 @@ impl OrderMap {
         let old = std::mem::take(&mut self.slots);
         *self = OrderMap::with_capacity(old.len());
         for s in old {
-            if s.key != EMPTY {
-                self.insert(s.key, s.order);
+            if s.word != EMPTY {
+                self.insert(s.key(), s.order());
             }
         }
     }
@@ -340,6 +374,8 @@ pub enum BookError {
     UnknownOrder(u64),
     #[error("order reference {0} is already live")]
     DuplicateOrder(u64),
+    #[error("order reference {0} is beyond the supported {MAX_ORDER_REF}")]
+    OrderRefOutOfRange(u64),
     #[error("order {order_ref} has {has} shares, message removes {removes}")]
     TooManyShares {
         order_ref: u64,
@@ -402,7 +438,7 @@ impl L3Book {
     }
 
     /// The live order with this reference.
-    pub fn order(&self, order_ref: u64) -> Option<&Order> {
+    pub fn order(&self, order_ref: u64) -> Option<Order> {
         self.orders.get(order_ref)
     }
 
@@ -481,6 +517,9 @@ impl L3Book {
                     price,
                     shares,
                 };
+                if order_ref > MAX_ORDER_REF {
+                    return Err(BookError::OrderRefOutOfRange(order_ref));
+                }
                 if !self.orders.insert(order_ref, order) {
                     return Err(BookError::DuplicateOrder(order_ref));
                 }
@@ -523,6 +562,9 @@ impl L3Book {
                 price,
                 ..
             } => {
+                if new_ref > MAX_ORDER_REF {
+                    return Err(BookError::OrderRefOutOfRange(new_ref));
+                }
                 if self.orders.get(new_ref).is_some() && new_ref != original_ref {
                     return Err(BookError::DuplicateOrder(new_ref));
                 }
@@ -584,21 +626,22 @@ impl L3Book {
         shares: u32,
         with_price: Option<(bool, u32)>,
     ) -> Result<Effect, BookError> {
-        let o = self
+        let i = self
             .orders
-            .get_mut(order_ref)
+            .find(order_ref)
             .ok_or(BookError::UnknownOrder(order_ref))?;
-        if shares > o.shares {
+        let order = self.orders.slots[i].order();
+        if shares > order.shares {
             return Err(BookError::TooManyShares {
                 order_ref,
-                has: o.shares,
+                has: order.shares,
                 removes: shares,
             });
         }
-        o.shares -= shares;
-        let order = *o;
-        if order.shares == 0 {
+        if shares == order.shares {
             self.orders.remove(order_ref);
+        } else {
+            self.orders.slots[i].shares -= shares;
         }
         self.stock_mut(order.locate)
             .remove(order.side, order.price, shares);
