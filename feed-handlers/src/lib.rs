@@ -5,7 +5,17 @@
 //! [`FeedAdapter`](tickwire_engine::FeedAdapter).
 //!
 //! * [`synthetic`]: a deterministic, seeded market simulator for demos, tests and benchmarks.
+//! * [`venues`]: sans-IO decoders for Coinbase, Binance, Kraken and OKX.
+//! * [`live`]: live WebSocket adapters around those decoders, and the exchange simulator.
+//! * [`itch`]: NASDAQ TotalView-ITCH 5.0 parser, L3 book and a seeded stream generator.
+//! * [`rawfile`]: the recorded-feed line format; [`inspect`]: running a recording through an
+//!   adapter and books for people writing adapters.
 
+pub mod inspect;
+pub mod itch;
+pub mod live;
+pub mod rawfile;
 pub mod synthetic;
+pub mod venues;
 
 pub use synthetic::{SyntheticAdapter, SyntheticConfig, SyntheticMarket};

@@ -1,0 +1,694 @@
+//! The L3 (order-by-order) book of an ITCH day, aggregated on the fly into L2 and top of book.
+//!
+//! Every order of the day lives in one open-addressing hash table keyed by order reference
+//! number ([`OrderMap`]): a lookup is a mask and (almost always) one cache line, which is
+//! what makes tens of millions of messages per second possible. Each stock (indexed
+//! by its locate code) has two price-level vectors sorted with the best price last, like the
+//! engine's `L2Book`, holding the aggregated shares per price; an order event changes exactly
+//! the level of its price.
+//!
+//! The book validates what it is told: executing or cancelling an unknown order, more shares
+//! than the order has, or adding a reference twice are [`BookError`]s and leave the book
+//! unchanged, so a corrupt or lost message is reported and skipped instead of silently
+//! corrupting aggregates.
+
+use super::parser::{ItchSide, Message};
+
+/// A resting order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Order {
+    pub locate: u16,
+    pub side: ItchSide,
+    pub price: u32,
+    pub shares: u32,
+}
+
+/// Open-addressing (linear probing, backward-shift deletion) map from order reference to
+/// [`Order`]. See the module documentation.
+///
+/// A slot is 16 bytes (reference, locate and side packed in one word, then price and
+/// shares), so four fit in a cache line and none straddles two: a lookup costs one line.
+/// The slot of a reference is the reference itself modulo the table size: ITCH assigns
+/// references in increasing order through the day, so this spreads them without collisions
+/// and keeps the most recently added orders (the ones most likely to be executed or
+/// cancelled next) in neighbouring, still-cached lines. A multiplicative hash would scatter
+/// them and make nearly every lookup a cache miss.
+#[derive(Debug, Clone)]
+pub struct OrderMap {
+    slots: Vec<Slot>,
+    len: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    /// Bits 0..47: order reference; 47..63: stock locate; 63: sell side.
+    word: u64,
+    price: u32,
+    shares: u32,
+}
+
+/// Bits of the packed word holding the reference.
+const KEY_BITS: u32 = 47;
+const KEY_MASK: u64 = (1 << KEY_BITS) - 1;
+
+/// Largest reference the map can hold (2^47 - 2): far beyond any ITCH day's count.
+pub const MAX_ORDER_REF: u64 = KEY_MASK - 1;
+
+/// An empty slot's word; its reference bits (all ones) are never a valid reference.
+const EMPTY: u64 = u64::MAX;
+
+const EMPTY_SLOT: Slot = Slot {
+    word: EMPTY,
+    price: 0,
+    shares: 0,
+};
+
+impl Slot {
+    #[inline(always)]
+    fn key(&self) -> u64 {
+        self.word & KEY_MASK
+    }
+
+    #[inline(always)]
+    fn pack(key: u64, order: &Order) -> Slot {
+        let sell = matches!(order.side, ItchSide::Sell) as u64;
+        Slot {
+            word: key | (order.locate as u64) << KEY_BITS | sell << 63,
+            price: order.price,
+            shares: order.shares,
+        }
+    }
+
+    #[inline(always)]
+    fn order(&self) -> Order {
+        Order {
+            locate: (self.word >> KEY_BITS) as u16,
+            side: if self.word >> 63 == 1 {
+                ItchSide::Sell
+            } else {
+                ItchSide::Buy
+            },
+            price: self.price,
+            shares: self.shares,
+        }
+    }
+}
+
+impl OrderMap {
+    /// A map sized for about `capacity` live orders before it first grows.
+    pub fn with_capacity(capacity: usize) -> Self {
+        let slots = (capacity.max(8) * 2).next_power_of_two();
+        OrderMap {
+            slots: vec![EMPTY_SLOT; slots],
+            len: 0,
+        }
+    }
+
+    /// Live orders.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no order is live.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    #[inline(always)]
+    fn mask(&self) -> usize {
+        self.slots.len() - 1
+    }
+
+    #[inline(always)]
+    fn home(&self, key: u64) -> usize {
+        key as usize & self.mask()
+    }
+
+    #[inline(always)]
+    fn find(&self, key: u64) -> Option<usize> {
+        if key > MAX_ORDER_REF {
+            return None;
+        }
+        let mask = self.mask();
+        let mut i = self.home(key);
+        loop {
+            let w = self.slots[i].word;
+            if w == EMPTY {
+                return None;
+            }
+            if w & KEY_MASK == key {
+                return Some(i);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// The order with this reference.
+    #[inline]
+    pub fn get(&self, key: u64) -> Option<Order> {
+        self.find(key).map(|i| self.slots[i].order())
+    }
+
+    /// Inserts a new order; `false` (and no change) if the reference is live already or is
+    /// beyond [`MAX_ORDER_REF`].
+    #[inline(always)]
+    pub fn insert(&mut self, key: u64, order: Order) -> bool {
+        if key > MAX_ORDER_REF {
+            return false;
+        }
+        if (self.len + 1) * 2 > self.slots.len() {
+            self.grow();
+        }
+        let mask = self.mask();
+        let mut i = self.home(key);
+        loop {
+            let w = self.slots[i].word;
+            if w == EMPTY {
+                self.slots[i] = Slot::pack(key, &order);
+                self.len += 1;
+                return true;
+            }
+            if w & KEY_MASK == key {
+                return false;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Removes and returns an order.
+    #[inline(always)]
+    pub fn remove(&mut self, key: u64) -> Option<Order> {
+        let mut hole = self.find(key)?;
+        let removed = self.slots[hole].order();
+        let mask = self.mask();
+        // Backward-shift: pull later members of the probe run into the hole so lookups never
+        // need tombstones.
+        let mut i = (hole + 1) & mask;
+        loop {
+            let slot = self.slots[i];
+            if slot.word == EMPTY {
+                break;
+            }
+            let home = self.home(slot.key());
+            // Move the slot if its home is not in the cyclic range (hole, i].
+            if (i.wrapping_sub(home) & mask) >= (i.wrapping_sub(hole) & mask) {
+                self.slots[hole] = slot;
+                hole = i;
+            }
+            i = (i + 1) & mask;
+        }
+        self.slots[hole] = EMPTY_SLOT;
+        self.len -= 1;
+        Some(removed)
+    }
+
+    /// Hints the CPU to start loading the slot of `key`. The table is far larger than the
+    /// caches, so [`super::replay`] calls this a few messages ahead of applying them: the
+    /// lookup then finds its line already in flight instead of stalling on memory.
+    #[inline(always)]
+    pub fn prefetch(&self, key: u64) {
+        prefetch_ptr(self.slots.as_ptr().wrapping_add(self.home(key)));
+    }
+
+    fn grow(&mut self) {
+        let old = std::mem::take(&mut self.slots);
+        *self = OrderMap::with_capacity(old.len());
+        for s in old {
+            if s.word != EMPTY {
+                self.insert(s.key(), s.order());
+            }
+        }
+    }
+}
+
+/// Asks the CPU to start loading the cache line at `p`.
+#[inline(always)]
+fn prefetch_ptr<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint; it never faults, whatever the address.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// One aggregated price level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Level {
+    pub price: u32,
+    pub shares: u64,
+}
+
+/// Best bid and ask of a stock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Top {
+    pub bid: Option<Level>,
+    pub ask: Option<Level>,
+}
+
+/// Aggregated levels of one side, best last. `BIDS` fixes the ordering at compile time
+/// (bids ascending, asks descending) so the searches carry no runtime side test.
+#[derive(Debug, Clone, Default)]
+struct Side<const BIDS: bool> {
+    levels: Vec<Level>,
+}
+
+impl<const BIDS: bool> Side<BIDS> {
+    /// Whether `a` is a better price than `b` on this side.
+    #[inline(always)]
+    fn better(a: u32, b: u32) -> bool {
+        if BIDS {
+            a > b
+        } else {
+            a < b
+        }
+    }
+
+    /// Index of `price`, searching from the top of the book where most activity is.
+    #[inline]
+    fn find(&self, price: u32) -> Result<usize, usize> {
+        let levels = &self.levels;
+        // Most events touch one of the best few levels: scan those, then binary search.
+        let mut i = levels.len();
+        for _ in 0..4 {
+            if i == 0 {
+                return Err(0);
+            }
+            let p = levels[i - 1].price;
+            if p == price {
+                return Ok(i - 1);
+            }
+            if Self::better(price, p) {
+                return Err(i);
+            }
+            i -= 1;
+        }
+        levels[..i].binary_search_by(|l| {
+            if l.price == price {
+                std::cmp::Ordering::Equal
+            } else if Self::better(price, l.price) {
+                std::cmp::Ordering::Less
+            } else {
+                std::cmp::Ordering::Greater
+            }
+        })
+    }
+
+    #[inline]
+    fn add(&mut self, price: u32, shares: u32) {
+        match self.find(price) {
+            Ok(i) => self.levels[i].shares += shares as u64,
+            Err(i) => self.levels.insert(
+                i,
+                Level {
+                    price,
+                    shares: shares as u64,
+                },
+            ),
+        }
+    }
+
+    /// Removes shares the book knows are there (the order map vouches for them).
+    #[inline]
+    fn remove(&mut self, price: u32, shares: u32) {
+        if let Ok(i) = self.find(price) {
+            let l = &mut self.levels[i];
+            l.shares = l.shares.saturating_sub(shares as u64);
+            if l.shares == 0 {
+                self.levels.remove(i);
+            }
+        }
+    }
+}
+
+/// Both sides of one stock.
+#[derive(Debug, Clone, Default)]
+pub struct StockBook {
+    bids: Side<true>,
+    asks: Side<false>,
+    /// The symbol from the stock directory, if seen.
+    pub symbol: Option<[u8; 8]>,
+}
+
+impl StockBook {
+    #[inline]
+    fn add(&mut self, side: ItchSide, price: u32, shares: u32) {
+        match side {
+            ItchSide::Buy => self.bids.add(price, shares),
+            ItchSide::Sell => self.asks.add(price, shares),
+        }
+    }
+
+    #[inline]
+    fn remove(&mut self, side: ItchSide, price: u32, shares: u32) {
+        match side {
+            ItchSide::Buy => self.bids.remove(price, shares),
+            ItchSide::Sell => self.asks.remove(price, shares),
+        }
+    }
+
+    /// Best bid and ask.
+    #[inline]
+    pub fn top(&self) -> Top {
+        Top {
+            bid: self.bids.levels.last().copied(),
+            ask: self.asks.levels.last().copied(),
+        }
+    }
+
+    /// Levels of a side from the best outwards.
+    pub fn levels(&self, side: ItchSide) -> impl Iterator<Item = &Level> + '_ {
+        match side {
+            ItchSide::Buy => self.bids.levels.iter().rev(),
+            ItchSide::Sell => self.asks.levels.iter().rev(),
+        }
+    }
+}
+
+/// A message the book could not apply; the book is unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BookError {
+    #[error("unknown order reference {0}")]
+    UnknownOrder(u64),
+    #[error("order reference {0} is already live")]
+    DuplicateOrder(u64),
+    #[error("order reference {0} is beyond the supported {MAX_ORDER_REF}")]
+    OrderRefOutOfRange(u64),
+    #[error("order {order_ref} has {has} shares, message removes {removes}")]
+    TooManyShares {
+        order_ref: u64,
+        has: u32,
+        removes: u32,
+    },
+}
+
+/// A trade print produced by a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Print {
+    pub locate: u16,
+    pub price: u32,
+    pub shares: u64,
+}
+
+/// What a message did: which stock's book it touched (if any) and the trade it printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Effect {
+    pub book: Option<u16>,
+    pub print: Option<Print>,
+}
+
+/// The whole day's L3 book. See the module documentation.
+#[derive(Debug, Clone)]
+pub struct L3Book {
+    orders: OrderMap,
+    stocks: Vec<StockBook>,
+}
+
+impl Default for L3Book {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl L3Book {
+    /// An empty book.
+    pub fn new() -> Self {
+        Self::with_capacity(1 << 16)
+    }
+
+    /// An empty book expecting about `orders` live orders at peak.
+    pub fn with_capacity(orders: usize) -> Self {
+        L3Book {
+            orders: OrderMap::with_capacity(orders),
+            stocks: Vec::new(),
+        }
+    }
+
+    /// The book of a stock by locate code.
+    pub fn stock(&self, locate: u16) -> Option<&StockBook> {
+        self.stocks.get(locate as usize)
+    }
+
+    /// Top of book of a stock (empty for an unknown locate).
+    #[inline]
+    pub fn top(&self, locate: u16) -> Top {
+        self.stock(locate).map(StockBook::top).unwrap_or_default()
+    }
+
+    /// The live order with this reference.
+    pub fn order(&self, order_ref: u64) -> Option<Order> {
+        self.orders.get(order_ref)
+    }
+
+    /// Starts loading the order slot(s) a not-yet-applied message will need (see
+    /// [`OrderMap::prefetch`]). Does nothing for messages without an order reference.
+    #[inline(always)]
+    pub fn prefetch(&self, body: &[u8]) {
+        let key_at = |at: usize| {
+            body.get(at..at + 8)
+                .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
+        };
+        match body.first() {
+            Some(b'A' | b'F' | b'E' | b'C' | b'X' | b'D') => {
+                if let Some(k) = key_at(11) {
+                    self.orders.prefetch(k);
+                }
+            }
+            Some(b'U') => {
+                if let (Some(old), Some(new)) = (key_at(11), key_at(19)) {
+                    self.orders.prefetch(old);
+                    self.orders.prefetch(new);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Starts loading the best levels of the stock a not-yet-applied message belongs to.
+    /// Needs the stock's entry itself, so [`super::replay`] calls it closer to the message
+    /// than [`L3Book::prefetch`].
+    #[inline(always)]
+    pub fn prefetch_levels(&self, body: &[u8]) {
+        let Some(locate) = body.get(1..3).map(|b| u16::from_be_bytes([b[0], b[1]])) else {
+            return;
+        };
+        if let Some(s) = self.stocks.get(locate as usize) {
+            for levels in [&s.bids.levels, &s.asks.levels] {
+                if let Some(top) = levels.len().checked_sub(1) {
+                    prefetch_ptr(levels.as_ptr().wrapping_add(top));
+                    prefetch_ptr(levels.as_ptr().wrapping_add(top.saturating_sub(4)));
+                }
+            }
+        }
+    }
+
+    /// Live orders.
+    pub fn live_orders(&self) -> usize {
+        self.orders.len()
+    }
+
+    #[inline]
+    fn stock_mut(&mut self, locate: u16) -> &mut StockBook {
+        let i = locate as usize;
+        if i >= self.stocks.len() {
+            self.stocks.resize_with(i + 1, StockBook::default);
+        }
+        &mut self.stocks[i]
+    }
+
+    /// Applies one message. Always inlined: it is the body of [`super::replay`]'s loop, and
+    /// left to the optimizer it stayed a call in some callers (30% slower there).
+    #[inline(always)]
+    pub fn apply(&mut self, msg: &Message<'_>) -> Result<Effect, BookError> {
+        match *msg {
+            Message::AddOrder {
+                header,
+                order_ref,
+                side,
+                shares,
+                price,
+                ..
+            } => {
+                let order = Order {
+                    locate: header.locate,
+                    side,
+                    price,
+                    shares,
+                };
+                if order_ref > MAX_ORDER_REF {
+                    return Err(BookError::OrderRefOutOfRange(order_ref));
+                }
+                if !self.orders.insert(order_ref, order) {
+                    return Err(BookError::DuplicateOrder(order_ref));
+                }
+                self.stock_mut(header.locate).add(side, price, shares);
+                Ok(Effect {
+                    book: Some(header.locate),
+                    print: None,
+                })
+            }
+            Message::OrderExecuted {
+                order_ref, shares, ..
+            } => self.reduce(order_ref, shares, None),
+            Message::OrderExecutedWithPrice {
+                order_ref,
+                shares,
+                printable,
+                price,
+                ..
+            } => self.reduce(order_ref, shares, Some((printable, price))),
+            Message::OrderCancel {
+                order_ref, shares, ..
+            } => self
+                .reduce(order_ref, shares, Some((false, 0)))
+                .map(|e| Effect { print: None, ..e }),
+            Message::OrderDelete { order_ref, .. } => {
+                let o = self
+                    .orders
+                    .remove(order_ref)
+                    .ok_or(BookError::UnknownOrder(order_ref))?;
+                self.stock_mut(o.locate).remove(o.side, o.price, o.shares);
+                Ok(Effect {
+                    book: Some(o.locate),
+                    print: None,
+                })
+            }
+            Message::OrderReplace {
+                original_ref,
+                new_ref,
+                shares,
+                price,
+                ..
+            } => {
+                if new_ref > MAX_ORDER_REF {
+                    return Err(BookError::OrderRefOutOfRange(new_ref));
+                }
+                if self.orders.get(new_ref).is_some() && new_ref != original_ref {
+                    return Err(BookError::DuplicateOrder(new_ref));
+                }
+                let o = self
+                    .orders
+                    .remove(original_ref)
+                    .ok_or(BookError::UnknownOrder(original_ref))?;
+                let book = self.stock_mut(o.locate);
+                book.remove(o.side, o.price, o.shares);
+                book.add(o.side, price, shares);
+                self.orders.insert(new_ref, Order { price, shares, ..o });
+                Ok(Effect {
+                    book: Some(o.locate),
+                    print: None,
+                })
+            }
+            Message::Trade {
+                header,
+                shares,
+                price,
+                ..
+            } => Ok(Effect {
+                book: None,
+                print: Some(Print {
+                    locate: header.locate,
+                    price,
+                    shares: shares as u64,
+                }),
+            }),
+            Message::CrossTrade {
+                header,
+                shares,
+                price,
+                ..
+            } => Ok(Effect {
+                book: None,
+                print: (shares > 0).then_some(Print {
+                    locate: header.locate,
+                    price,
+                    shares,
+                }),
+            }),
+            Message::StockDirectory { header, stock, .. } => {
+                self.stock_mut(header.locate).symbol = Some(*stock);
+                Ok(Effect::default())
+            }
+            Message::SystemEvent { .. } | Message::BrokenTrade { .. } | Message::Other { .. } => {
+                Ok(Effect::default())
+            }
+        }
+    }
+
+    /// Removes `shares` from an order (execution or cancel); the order leaves the book when
+    /// none remain. `with_price` is `(printable, price)` for executions at another price.
+    #[inline(always)]
+    fn reduce(
+        &mut self,
+        order_ref: u64,
+        shares: u32,
+        with_price: Option<(bool, u32)>,
+    ) -> Result<Effect, BookError> {
+        let i = self
+            .orders
+            .find(order_ref)
+            .ok_or(BookError::UnknownOrder(order_ref))?;
+        let order = self.orders.slots[i].order();
+        if shares > order.shares {
+            return Err(BookError::TooManyShares {
+                order_ref,
+                has: order.shares,
+                removes: shares,
+            });
+        }
+        if shares == order.shares {
+            self.orders.remove(order_ref);
+        } else {
+            self.orders.slots[i].shares -= shares;
+        }
+        self.stock_mut(order.locate)
+            .remove(order.side, order.price, shares);
+        let print = match with_price {
+            None => Some(order.price),
+            Some((true, price)) => Some(price),
+            Some((false, _)) => None,
+        };
+        Ok(Effect {
+            book: Some(order.locate),
+            print: print.map(|price| Print {
+                locate: order.locate,
+                price,
+                shares: shares as u64,
+            }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(shares: u32) -> Order {
+        Order {
+            locate: 1,
+            side: ItchSide::Buy,
+            price: 100,
+            shares,
+        }
+    }
+
+    #[test]
+    fn order_map_survives_collisions_and_deletes() {
+        let mut m = OrderMap::with_capacity(4);
+        // Many keys, removals in a scrambled order, growth along the way.
+        for k in 0..5000u64 {
+            assert!(m.insert(k * 7919, order(k as u32)));
+        }
+        assert!(!m.insert(7919, order(0)), "duplicate");
+        for k in (0..5000u64).filter(|k| k % 3 != 0) {
+            assert_eq!(m.remove(k * 7919).map(|o| o.shares), Some(k as u32));
+        }
+        for k in 0..5000u64 {
+            let want = (k % 3 == 0).then_some(k as u32);
+            assert_eq!(m.get(k * 7919).map(|o| o.shares), want, "key {k}");
+        }
+        assert_eq!(m.len(), 1667);
+    }
+}
