@@ -1,1 +1,6 @@
 //! placeholder
+pub mod inspect;
+pub mod itch;
+pub mod live;
+pub mod rawfile;
+pub mod venues;
