@@ -44,7 +44,7 @@ pub enum StreamError {
 
 /// How many messages ahead [`replay`] prefetches order slots: enough to cover a memory
 /// round trip at a few tens of nanoseconds per message.
-const PREFETCH_DISTANCE: usize = 8;
+const PREFETCH_DISTANCE: usize = 16;
 
 /// How many messages ahead [`replay`] prefetches the touched stock's best levels.
 const LEVELS_PREFETCH_DISTANCE: usize = 3;
