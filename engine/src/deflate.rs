@@ -20,7 +20,7 @@ use crate::wire::{FrameBuf, Opcode};
 const SYNC_TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
 thread_local! {
-    static COMPRESSOR: RefCell<Compress> = RefCell::new(Compress::new(Compression::fast(), false));
+    static COMPRESSOR: RefCell<Compress> = RefCell::new(Compress::new(Compression::default(), false));
 }
 
 /// Compresses `payload` as one permessage-deflate message and returns the complete frame

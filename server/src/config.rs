@@ -17,6 +17,18 @@ pub enum FeedChoice {
         rate: f64,
         seed: u64,
     },
+    /// A venue's live WebSocket feed (or the exchange simulator playing a recording).
+    Live {
+        /// `coinbase`, `binance`, `kraken` or `okx`.
+        venue: String,
+        ws_url: String,
+        /// Binance: base URL of the REST depth snapshots.
+        rest_url: Option<String>,
+        /// Venue symbols to subscribe to (`BTC-USD`, `XMR/USD`, `NKNUSDT`, ...).
+        instruments: Vec<String>,
+        price_scale: u8,
+        size_scale: u8,
+    },
 }
 
 /// Limits and timers of client sessions.

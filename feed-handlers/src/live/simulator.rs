@@ -184,7 +184,12 @@ struct Shared {
 
 /// Starts a simulator on an ephemeral local port.
 pub async fn start(cfg: SimConfig) -> std::io::Result<Simulator> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    start_on(cfg, "127.0.0.1:0".parse().expect("valid address")).await
+}
+
+/// Like [`start`], listening on `addr` (the `tickwire exchange-sim` command).
+pub async fn start_on(cfg: SimConfig, addr: SocketAddr) -> std::io::Result<Simulator> {
+    let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let books = cfg
         .rest_snapshots

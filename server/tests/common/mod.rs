@@ -211,3 +211,91 @@ pub fn subscribe(id: i64, symbols: &[&str], channels: &[&str]) -> Value {
 pub fn msg_type(v: &Value) -> &str {
     v["type"].as_str().unwrap_or("")
 }
+
+/// A hand-written WebSocket client over a raw socket: the test controls every bit.
+pub struct Raw {
+    pub s: TcpStream,
+    pub response_head: String,
+}
+
+impl Raw {
+    pub fn connect(port: u16, extensions: Option<&str>) -> Raw {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let ext = extensions
+            .map(|e| format!("Sec-WebSocket-Extensions: {e}\r\n"))
+            .unwrap_or_default();
+        write!(
+            s,
+            "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{ext}\r\n"
+        )
+        .unwrap();
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            s.read_exact(&mut b).unwrap();
+            head.push(b[0]);
+        }
+        let response_head = String::from_utf8(head).unwrap();
+        assert!(response_head.starts_with("HTTP/1.1 101"), "{response_head}");
+        Raw { s, response_head }
+    }
+
+    /// Sends one masked frame with the given first byte (FIN/RSV/opcode).
+    pub fn send_frame(&mut self, first: u8, payload: &[u8]) {
+        let mask = [0x12u8, 0x34, 0x56, 0x78];
+        let mut f = vec![first];
+        match payload.len() {
+            n if n < 126 => f.push(0x80 | n as u8),
+            n if n <= u16::MAX as usize => {
+                f.push(0x80 | 126);
+                f.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                f.push(0x80 | 127);
+                f.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        f.extend_from_slice(&mask);
+        f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]));
+        self.s.write_all(&f).unwrap();
+    }
+
+    /// Reads one frame: (first byte, payload).
+    pub fn read_frame(&mut self) -> (u8, Vec<u8>) {
+        let mut h = [0u8; 2];
+        self.s.read_exact(&mut h).unwrap();
+        self.finish_frame(h)
+    }
+
+    /// Reads the rest of a frame whose first two bytes are `h`.
+    pub fn finish_frame(&mut self, h: [u8; 2]) -> (u8, Vec<u8>) {
+        let len = match h[1] & 0x7f {
+            126 => {
+                let mut l = [0u8; 2];
+                self.s.read_exact(&mut l).unwrap();
+                u16::from_be_bytes(l) as usize
+            }
+            127 => {
+                let mut l = [0u8; 8];
+                self.s.read_exact(&mut l).unwrap();
+                u64::from_be_bytes(l) as usize
+            }
+            n => n as usize,
+        };
+        let mut p = vec![0u8; len];
+        self.s.read_exact(&mut p).unwrap();
+        (h[0], p)
+    }
+
+    /// Reads frames until a close frame and returns its code.
+    pub fn close_code(&mut self) -> u16 {
+        loop {
+            let (first, p) = self.read_frame();
+            if first & 0x0f == 0x8 {
+                return u16::from_be_bytes([p[0], p[1]]);
+            }
+        }
+    }
+}
