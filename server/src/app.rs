@@ -6,15 +6,21 @@
 //! | `GET /ws` | WebSocket upgrade; one [`Session`] actor per connection |
 //! | `GET /symbols` | instruments served (symbol, venue, price and size scale) |
 //! | `GET /healthz` | process alive |
+//! | `GET /readyz` | 200 when every feed is live and every book synced; 503 with reasons |
+//! | `GET /metrics` | Prometheus text exposition (see `metrics.rs`) |
 //! | `GET /stats` | counters as JSON |
 //! | `POST /admin/fault/feed/{name}`, `POST /admin/fault/book/{symbol}` | fault injection, only with `--enable-fault-injection` |
+//!
+//! [`serve`] also owns the process lifecycle: on SIGTERM or SIGINT it stops accepting,
+//! lets every worker close its sessions 1001 after a final flush, waits for them to go
+//! (at most the configured drain time) and returns, so the process exits 0.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
@@ -22,10 +28,11 @@ use serde::Serialize;
 
 use tickwire_engine::domain::Scale;
 use tickwire_engine::fanout::{Outbox, OutboxLimits};
+use tickwire_engine::tick::{FeedState, TickBody};
 use tickwire_engine::Engine;
 
 use crate::config::{ServerConfig, SessionLimits};
-use crate::metrics::Metrics;
+use crate::metrics::{FeedSnapshot, Metrics, Snapshot};
 use crate::session::Session;
 use crate::transport::{SessionShared, WsBody};
 use crate::worker::Worker;
@@ -50,28 +57,28 @@ async fn ws_upgrade(
     let (response, _unused_session, inbound) = actix_ws::handle(&req, payload)?;
     let worker = Worker::current(state.engine.hub(), &state.limits, &state.metrics);
     let limits = &state.limits;
-    let now = Instant::now();
-    let shared = Rc::new(SessionShared {
-        id: worker.next_session_id(),
-        outbox: Rc::new(RefCell::new(Outbox::new(OutboxLimits {
+    let id = worker.next_session_id();
+    let peer = req.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    // No authentication yet: `user` is a field so that log queries need not change later.
+    let span = tracing::info_span!("session", session = id, peer = %peer, user = "anonymous");
+    let shared = Rc::new(SessionShared::new(
+        id,
+        Rc::new(RefCell::new(Outbox::new(OutboxLimits {
             max_queued_bytes: limits.max_queued_bytes,
         }))),
-        last_seen: Cell::new(now),
-        last_ping: Cell::new(now),
-        body_alive: Cell::new(true),
-        fd: req.conn_data::<ConnFd>().map(|c| c.0),
-        close_deadline: Cell::new(None),
-    });
+        req.conn_data::<ConnFd>().map(|c| c.0),
+        span,
+        state.metrics.clone(),
+    ));
     let inbound = inbound
         .max_frame_size(limits.max_message_bytes)
         .aggregate_continuations()
         .max_continuation_size(limits.max_message_bytes);
-    let peer = req.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     let symbols = state.engine.symbols().clone();
     let session_shared = shared.clone();
     Session::create(move |ctx| {
         ctx.add_stream(inbound);
-        Session::new(session_shared, worker, symbols, peer)
+        Session::new(session_shared, worker, symbols)
     });
     let (response, inbound_guard) = response.into_parts();
     Ok(response
@@ -113,6 +120,83 @@ async fn stats(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(v)
 }
 
+/// Feed state of every feed, from the last status each book published.
+pub fn feed_snapshots(engine: &Engine) -> Vec<FeedSnapshot> {
+    let hub = engine.hub();
+    engine
+        .feeds()
+        .map(|f| {
+            let (mut live, mut stale, mut pending) = (0, 0, 0);
+            for s in f.symbols {
+                match hub.last_values(*s).status.as_deref().map(|t| &t.body) {
+                    Some(TickBody::Status {
+                        state: FeedState::Live,
+                        ..
+                    }) => live += 1,
+                    Some(_) => stale += 1,
+                    None => pending += 1,
+                }
+            }
+            FeedSnapshot {
+                name: f.name.to_string(),
+                events: f.events,
+                symbols: f.symbols.len(),
+                live,
+                stale,
+                pending,
+            }
+        })
+        .collect()
+}
+
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let mut snap = Snapshot::of(&state.metrics);
+    let hub = &state.engine.hub().stats;
+    let books = state.engine.book_stats();
+    snap.feeds = feed_snapshots(&state.engine);
+    snap.worker_queue_overflows = hub.worker_overflows.load(Ordering::Relaxed);
+    snap.ticks_published = hub.published.load(Ordering::Relaxed);
+    snap.book_restarts = books.restarts.load(Ordering::Relaxed);
+    snap.book_events_dropped = books.dropped_unsynced.load(Ordering::Relaxed);
+    snap.books = state.engine.symbols().len() as u64;
+    HttpResponse::Ok()
+        .content_type(crate::metrics::CONTENT_TYPE)
+        .body(snap.encode())
+}
+
+/// Why the server is not ready; empty when it is.
+pub fn not_ready_reasons(engine: &Engine, metrics: &Metrics) -> Vec<String> {
+    let mut reasons = Vec::new();
+    if metrics.draining.load(Ordering::Relaxed) {
+        reasons.push("shutting down".to_string());
+    }
+    for f in feed_snapshots(engine) {
+        if f.pending > 0 {
+            reasons.push(format!(
+                "feed {}: {} of {} books not synced yet (no snapshot)",
+                f.name, f.pending, f.symbols
+            ));
+        }
+        if f.stale > 0 {
+            reasons.push(format!(
+                "feed {}: {} of {} symbols stale",
+                f.name, f.stale, f.symbols
+            ));
+        }
+    }
+    reasons
+}
+
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let reasons = not_ready_reasons(&state.engine, &state.metrics);
+    if reasons.is_empty() {
+        HttpResponse::Ok().json(serde_json::json!({"ready": true, "reasons": []}))
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({"ready": false, "reasons": reasons}))
+    }
+}
+
 async fn fault_feed(state: web::Data<AppState>, name: web::Path<String>) -> HttpResponse {
     if !state.fault_injection {
         return HttpResponse::NotFound().finish();
@@ -144,24 +228,32 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/ws", web::get().to(ws_upgrade))
         .route("/symbols", web::get().to(symbols))
         .route("/stats", web::get().to(stats))
+        .route("/metrics", web::get().to(metrics))
         .route("/healthz", web::get().to(|| async { "ok\n" }))
+        .route("/readyz", web::get().to(readyz))
         .route("/admin/fault/feed/{name}", web::post().to(fault_feed))
         .route("/admin/fault/book/{symbol}", web::post().to(fault_book))
         .configure(crate::web::routes);
 }
 
-/// Starts the engine and serves until the server stops. Runs inside an actix system.
+/// Starts the engine and serves until the server stops: on SIGTERM/SIGINT it drains (see
+/// the module documentation) and returns `Ok`. Runs inside an actix system.
 pub async fn serve(config: ServerConfig, engine: Engine) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new(config.latency_sample_every));
     let state = web::Data::new(AppState {
         engine,
         limits: Arc::new(config.session.clone()),
-        metrics: Arc::new(Metrics::default()),
+        metrics: metrics.clone(),
         fault_injection: config.fault_injection,
     });
     let send_buffer = config.session.socket_send_buffer;
     let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes))
         .workers(config.workers)
         .backlog(4096)
+        // We handle the signals ourselves: actix's own graceful stop would wait for
+        // WebSocket connections that never end by themselves.
+        .disable_signals()
+        .shutdown_timeout(config.drain_timeout.as_secs().max(1))
         .on_connect(move |conn, ext| {
             if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
                 // Ticks are small and latency-bound: never wait to coalesce segments.
@@ -174,6 +266,61 @@ pub async fn serve(config: ServerConfig, engine: Engine) -> anyhow::Result<()> {
     for addr in server.addrs() {
         tracing::info!(%addr, "listening; WebSocket at ws://{addr}/ws");
     }
-    server.run().await?;
+    let server = server.run();
+    let handle = server.handle();
+    let drain_timeout = config.drain_timeout;
+    actix_rt::spawn(async move {
+        let signal = shutdown_signal().await;
+        let started = Instant::now();
+        tracing::info!(
+            signal,
+            sessions = metrics.sessions_active.get(),
+            drain_ms = drain_timeout.as_millis() as u64,
+            "shutting down: no new connections; closing sessions 1001"
+        );
+        handle.pause().await;
+        metrics.draining.store(true, Ordering::Relaxed);
+        let deadline = started + drain_timeout;
+        while metrics.sessions_active.get() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let left = metrics.sessions_active.get();
+        if left > 0 {
+            tracing::warn!(
+                sessions = left,
+                "drain time over; dropping the remaining connections"
+            );
+        } else {
+            tracing::info!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "every session closed"
+            );
+        }
+        handle.stop(false).await;
+    });
+    server.await?;
+    tracing::info!("stopped");
     Ok(())
+}
+
+/// Waits for SIGTERM or SIGINT and names it.
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        r = tokio::signal::ctrl_c() => {
+            if let Err(e) = r {
+                tracing::error!(error = %e, "cannot listen for SIGINT");
+                std::future::pending::<()>().await;
+            }
+            "SIGINT"
+        }
+    }
 }

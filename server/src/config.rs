@@ -46,6 +46,9 @@ pub struct SessionLimits {
     pub socket_send_buffer: usize,
     /// How often each worker checks its sessions for lag, heartbeat and close deadlines.
     pub sweep_interval: Duration,
+    /// During a graceful shutdown, how long a session's queued output may take to leave
+    /// before it is closed 1001 anyway.
+    pub shutdown_flush: Duration,
 }
 
 impl Default for SessionLimits {
@@ -61,6 +64,7 @@ impl Default for SessionLimits {
             request: RequestLimits::default(),
             socket_send_buffer: 64 << 10,
             sweep_interval: Duration::from_millis(100),
+            shutdown_flush: Duration::from_millis(1000),
         }
     }
 }
@@ -77,6 +81,13 @@ pub struct ServerConfig {
     pub fault_injection: bool,
     /// Delay before a failed feed's first restart.
     pub feed_backoff: Duration,
+    /// On SIGTERM/SIGINT, the longest wait for sessions to close before exiting.
+    pub drain_timeout: Duration,
+    /// One market-data frame in this many (per session) is sampled for the latency
+    /// histogram.
+    pub latency_sample_every: u32,
+    /// Log as JSON lines.
+    pub log_json: bool,
 }
 
 impl Default for ServerConfig {
@@ -93,6 +104,9 @@ impl Default for ServerConfig {
             session: SessionLimits::default(),
             fault_injection: false,
             feed_backoff: Duration::from_millis(100),
+            drain_timeout: Duration::from_secs(10),
+            latency_sample_every: 64,
+            log_json: false,
         }
     }
 }

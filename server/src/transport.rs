@@ -11,6 +11,12 @@
 //!
 //! Holding actix-ws's original body until we are dropped keeps its inbound stream alive for
 //! exactly as long as the connection.
+//!
+//! The body also counts what it hands to the socket (frames and bytes by channel, into
+//! per-session `Cell`s that the worker's sweep moves to the global metrics) and samples the
+//! internal latency of one market-data frame in `latency_sample_every`: the frame's
+//! `recv_ts` is read back from its JSON header and compared with the wall clock at the
+//! moment the frame is handed to actix-http for writing.
 
 use std::cell::Cell;
 use std::convert::Infallible;
@@ -18,6 +24,7 @@ use std::future::Future;
 use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -25,7 +32,10 @@ use actix_web::body::{BodySize, BoxBody, MessageBody};
 use bytes::Bytes;
 use tokio::time::Sleep;
 
-use tickwire_engine::fanout::SharedOutbox;
+use tickwire_engine::domain::Nanos;
+use tickwire_engine::fanout::{OutboxStats, SharedOutbox};
+
+use crate::metrics::{recv_ts_of_frame, Metrics, OutClass, OUT_CLASSES};
 
 /// State shared by a session actor, its transport body and its worker's sweep.
 pub struct SessionShared {
@@ -41,9 +51,83 @@ pub struct SessionShared {
     pub fd: Option<RawFd>,
     /// When a closing session's connection will be cut.
     pub close_deadline: Cell<Option<Instant>>,
+    /// The session's tracing span (session id, peer, user); every session event is logged
+    /// in it.
+    pub span: tracing::Span,
+    pub metrics: Arc<Metrics>,
+    /// Frames and bytes handed to the socket since the last sweep, by [`OutClass`].
+    pub out_frames: [Cell<u64>; OUT_CLASSES],
+    pub out_bytes: [Cell<u64>; OUT_CLASSES],
+    /// Market-data frames until the next latency sample.
+    pub sample_countdown: Cell<u32>,
+    /// The outbox counters already added to the global metrics.
+    pub reported: Cell<OutboxStats>,
 }
 
 impl SessionShared {
+    /// State for a new session.
+    pub fn new(
+        id: u64,
+        outbox: SharedOutbox,
+        fd: Option<RawFd>,
+        span: tracing::Span,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let now = Instant::now();
+        SessionShared {
+            id,
+            outbox,
+            last_seen: Cell::new(now),
+            last_ping: Cell::new(now),
+            body_alive: Cell::new(true),
+            fd,
+            close_deadline: Cell::new(None),
+            span,
+            sample_countdown: Cell::new(1),
+            metrics,
+            out_frames: Default::default(),
+            out_bytes: Default::default(),
+            reported: Cell::new(OutboxStats::default()),
+        }
+    }
+
+    /// Moves this session's counts since the last call into the global metrics. Called by
+    /// the sweep and once more when the session leaves the registry.
+    pub fn flush_counters(&self) {
+        let m = &self.metrics;
+        for i in 0..OUT_CLASSES {
+            m.frames_out[i].add(self.out_frames[i].replace(0));
+            m.bytes_out[i].add(self.out_bytes[i].replace(0));
+        }
+        let now = self.outbox.borrow().stats();
+        let before = self.reported.replace(now);
+        m.conflated
+            .add(now.conflated.saturating_sub(before.conflated));
+        m.throttled
+            .add(now.throttled.saturating_sub(before.throttled));
+    }
+
+    /// Counts a frame handed to the socket and samples its latency now and then.
+    #[inline]
+    fn count_out(&self, frame: &[u8]) {
+        let class = OutClass::of_frame(frame);
+        let i = class as usize;
+        self.out_frames[i].set(self.out_frames[i].get() + 1);
+        self.out_bytes[i].set(self.out_bytes[i].get() + frame.len() as u64);
+        if class.is_market_data() {
+            let n = self.sample_countdown.get();
+            if n <= 1 {
+                self.sample_countdown.set(self.metrics.latency_sample_every);
+                if let Some(recv_ts) = recv_ts_of_frame(frame) {
+                    let ns = Nanos::now().0.saturating_sub(recv_ts).max(0);
+                    self.metrics.latency.observe_ns(ns as u64);
+                }
+            } else {
+                self.sample_countdown.set(n - 1);
+            }
+        }
+    }
+
     /// Cuts the TCP connection (both directions). The connection's dispatcher then fails
     /// its next read or write and drops everything.
     pub fn cut(&self) {
@@ -122,7 +206,10 @@ impl MessageBody for WsBody {
             }
         }
         match outbox.next_frame(cx.waker()) {
-            Some(frame) => Poll::Ready(Some(Ok(frame))),
+            Some(frame) => {
+                this.shared.count_out(&frame);
+                Poll::Ready(Some(Ok(frame)))
+            }
             None if outbox.finished() => Poll::Ready(None),
             None => Poll::Pending,
         }
