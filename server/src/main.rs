@@ -1,9 +1,13 @@
 //! `tickwire`: the command-line entry point.
 //!
 //! `tickwire` alone serves the default market on 127.0.0.1:8080; `tickwire serve --help`
-//! lists every setting.
+//! lists every setting. Settings come from, lowest first: built-in defaults, the
+//! `--config` TOML file, `TICKWIRE_*` environment variables, command-line flags
+//! (`config.rs` owns the file layout and its validation). `tickwire config check FILE`
+//! validates a file without starting anything.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -13,7 +17,7 @@ use tickwire_engine::actors::Backoff;
 use tickwire_engine::{Engine, EngineConfig};
 use tickwire_feeds::{SyntheticAdapter, SyntheticConfig};
 use tickwire_server::app;
-use tickwire_server::config::{FeedChoice, ServerConfig};
+use tickwire_server::config::{ConfigError, FeedChoice, FileConfig, ServerConfig};
 
 #[derive(Parser)]
 #[command(
@@ -33,112 +37,172 @@ struct Cli {
 enum Command {
     /// Run the server (the default).
     Serve(ServeArgs),
+    /// Work with configuration files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
 }
 
-#[derive(Args, Clone)]
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Check a configuration file (with the TICKWIRE_* environment applied) and print the
+    /// resulting settings; exits non-zero naming the bad key.
+    Check {
+        /// The TOML file.
+        file: PathBuf,
+    },
+}
+
+/// Settings of `tickwire serve`. Each one is also a key of the configuration file and an
+/// environment variable (see docs/operations.md); a flag given here wins over both.
+#[derive(Args, Clone, Default)]
 struct ServeArgs {
-    /// Address and port to listen on.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
-    /// Upstream feed.
-    #[arg(long, default_value = "synthetic", value_parser = ["synthetic"])]
-    feed: String,
-    /// Synthetic feed: number of symbols (SYM0000, SYM0001, ...).
-    #[arg(long, default_value_t = 100)]
-    symbols: usize,
-    /// Synthetic feed: top-of-book changes per second, summed over all symbols.
-    #[arg(long, default_value_t = 1000.0)]
-    rate: f64,
-    /// Synthetic feed: seed of the event sequence.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// HTTP/WebSocket worker threads.
-    #[arg(long, default_value_t = 2)]
-    workers: usize,
-    /// Threads the book actors are sharded over.
-    #[arg(long, default_value_t = 1)]
-    book_threads: usize,
-    /// Bytes a client may have waiting before it is closed as a slow consumer.
-    #[arg(long, default_value_t = 4 << 20)]
-    max_queued_bytes: usize,
-    /// Milliseconds a client may stay behind before it is closed as a slow consumer.
-    #[arg(long, default_value_t = 5000)]
-    slow_consumer_lag_ms: u64,
-    /// Milliseconds a close frame may take before the connection is cut.
-    #[arg(long, default_value_t = 10000)]
-    close_grace_ms: u64,
-    /// Milliseconds between server pings.
-    #[arg(long, default_value_t = 15000)]
-    ping_interval_ms: u64,
-    /// Milliseconds of client silence before it is closed.
-    #[arg(long, default_value_t = 45000)]
-    client_timeout_ms: u64,
-    /// Largest client message in bytes (larger: close 1009).
-    #[arg(long, default_value_t = 64 << 10)]
-    max_message_bytes: usize,
-    /// Milliseconds before a failed feed's first restart (doubling up to 10 s).
-    #[arg(long, default_value_t = 100)]
-    feed_backoff_ms: u64,
-    /// Enable POST /admin/fault/... (drills and tests only).
+    /// TOML configuration file (see docs/tickwire.example.toml).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address and port to listen on [default: 127.0.0.1:8080]. Key: listen.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Upstream feed [default: synthetic]. Key: feed.kind.
+    #[arg(long, value_parser = ["synthetic"])]
+    feed: Option<String>,
+    /// Synthetic feed: number of symbols (SYM0000, SYM0001, ...) [default: 100]. Key:
+    /// feed.symbols.
+    #[arg(long)]
+    symbols: Option<usize>,
+    /// Synthetic feed: top-of-book changes per second, summed over all symbols [default:
+    /// 1000]. Key: feed.rate.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Synthetic feed: seed of the event sequence [default: 1]. Key: feed.seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// HTTP/WebSocket worker threads [default: 2]. Key: workers.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Threads the book actors are sharded over [default: 1]. Key: book_threads.
+    #[arg(long)]
+    book_threads: Option<usize>,
+    /// Bytes a client may have waiting before it is closed as a slow consumer [default:
+    /// 4194304]. Key: session.max_queued_bytes.
+    #[arg(long)]
+    max_queued_bytes: Option<usize>,
+    /// Milliseconds a client may stay behind before it is closed as a slow consumer
+    /// [default: 5000]. Key: session.max_lag_ms.
+    #[arg(long)]
+    slow_consumer_lag_ms: Option<u64>,
+    /// Milliseconds a close frame may take before the connection is cut [default: 10000].
+    /// Key: session.close_grace_ms.
+    #[arg(long)]
+    close_grace_ms: Option<u64>,
+    /// Milliseconds between server pings [default: 15000]. Key: session.ping_interval_ms.
+    #[arg(long)]
+    ping_interval_ms: Option<u64>,
+    /// Milliseconds of client silence before it is closed [default: 45000]. Key:
+    /// session.client_timeout_ms.
+    #[arg(long)]
+    client_timeout_ms: Option<u64>,
+    /// Largest client message in bytes (larger: close 1009) [default: 65536]. Key:
+    /// session.max_message_bytes.
+    #[arg(long)]
+    max_message_bytes: Option<usize>,
+    /// Milliseconds before a failed feed's first restart (doubling up to 10 s) [default:
+    /// 100]. Key: feed.backoff_ms.
+    #[arg(long)]
+    feed_backoff_ms: Option<u64>,
+    /// On SIGTERM/SIGINT, milliseconds to wait for clients to take their close 1001 before
+    /// exiting [default: 10000]. Key: shutdown.drain_ms.
+    #[arg(long)]
+    drain_ms: Option<u64>,
+    /// Enable POST /admin/fault/... (drills and tests only). Key: enable_fault_injection.
     #[arg(long)]
     enable_fault_injection: bool,
 }
 
-impl Default for ServeArgs {
-    fn default() -> Self {
-        let cli = Cli::parse_from(["tickwire", "serve"]);
-        match cli.command {
-            Some(Command::Serve(a)) => a,
-            None => unreachable!("serve was given"),
+impl ServeArgs {
+    /// Puts the flags that were given on top of `c`.
+    fn apply(&self, c: &mut FileConfig) {
+        fn set<T: Clone>(to: &mut T, from: &Option<T>) {
+            if let Some(v) = from {
+                *to = v.clone();
+            }
+        }
+        if let Some(l) = self.listen {
+            c.listen = l.to_string();
+        }
+        set(&mut c.feed.kind, &self.feed);
+        set(&mut c.feed.symbols, &self.symbols);
+        set(&mut c.feed.rate, &self.rate);
+        set(&mut c.feed.seed, &self.seed);
+        set(&mut c.feed.backoff_ms, &self.feed_backoff_ms);
+        set(&mut c.workers, &self.workers);
+        set(&mut c.book_threads, &self.book_threads);
+        let s = &mut c.session;
+        set(&mut s.max_queued_bytes, &self.max_queued_bytes);
+        set(&mut s.max_lag_ms, &self.slow_consumer_lag_ms);
+        set(&mut s.close_grace_ms, &self.close_grace_ms);
+        set(&mut s.ping_interval_ms, &self.ping_interval_ms);
+        set(&mut s.client_timeout_ms, &self.client_timeout_ms);
+        set(&mut s.max_message_bytes, &self.max_message_bytes);
+        set(&mut c.shutdown.drain_ms, &self.drain_ms);
+        if self.enable_fault_injection {
+            c.enable_fault_injection = true;
         }
     }
-}
 
-impl ServeArgs {
-    fn into_config(self) -> ServerConfig {
-        let mut c = ServerConfig {
-            listen: self.listen,
-            workers: self.workers.max(1),
-            book_threads: self.book_threads.max(1),
-            feed: FeedChoice::Synthetic {
-                symbols: self.symbols,
-                rate: self.rate,
-                seed: self.seed,
-            },
-            fault_injection: self.enable_fault_injection,
-            feed_backoff: Duration::from_millis(self.feed_backoff_ms),
-            ..ServerConfig::default()
-        };
-        let s = &mut c.session;
-        s.max_queued_bytes = self.max_queued_bytes;
-        s.max_lag = Duration::from_millis(self.slow_consumer_lag_ms);
-        s.close_grace = Duration::from_millis(self.close_grace_ms);
-        s.ping_interval = Duration::from_millis(self.ping_interval_ms);
-        s.client_timeout = Duration::from_millis(self.client_timeout_ms);
-        s.max_message_bytes = self.max_message_bytes;
-        c
+    /// File, then environment, then flags; validated. Also returns notes to log.
+    fn resolve(&self) -> anyhow::Result<(ServerConfig, Vec<String>)> {
+        let loaded = FileConfig::load(self.config.as_deref(), std::env::vars())?;
+        let mut c = loaded.config;
+        self.apply(&mut c);
+        c.validate("command line")?;
+        Ok((c.to_server_config(), loaded.notes))
     }
 }
 
 fn init_logging(json: bool) {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     if json {
-        builder.json().init();
+        builder.json().with_current_span(true).init();
     } else {
-        builder.init();
+        // Colours only for a person at a terminal, not in journald or a log file.
+        builder.with_ansi(std::io::stdout().is_terminal()).init();
     }
 }
 
 fn main() -> anyhow::Result<()> {
+    match run() {
+        Err(e) if e.is::<ConfigError>() => {
+            // A configuration mistake is the operator's, not a bug: no backtrace.
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+        other => other,
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging(cli.log_json);
     let args = match cli.command {
         Some(Command::Serve(a)) => a,
+        Some(Command::Config(ConfigCommand::Check { file })) => {
+            let loaded = FileConfig::load(Some(&file), std::env::vars())?;
+            for n in &loaded.notes {
+                eprintln!("note: {n}");
+            }
+            println!("# {}: ok; effective settings:", file.display());
+            print!("{}", toml::to_string(&loaded.config)?);
+            return Ok(());
+        }
         None => ServeArgs::default(),
     };
-    let config = args.into_config();
+    let (config, notes) = args.resolve()?;
+    init_logging(cli.log_json || config.log_json);
+    for n in notes {
+        tracing::warn!("{n}");
+    }
     let system = actix_rt::System::new();
     system.block_on(async move {
         let FeedChoice::Synthetic {
@@ -146,11 +210,6 @@ fn main() -> anyhow::Result<()> {
             rate,
             seed,
         } = config.feed;
-        anyhow::ensure!(symbols > 0, "--symbols must be at least 1");
-        anyhow::ensure!(
-            rate >= 0.0 && rate.is_finite(),
-            "--rate must be a non-negative number"
-        );
         let adapter = SyntheticAdapter::new(SyntheticConfig {
             symbols,
             rate,
