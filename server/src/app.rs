@@ -324,3 +324,73 @@ async fn shutdown_signal() -> &'static str {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use futures_util::future::LocalBoxFuture;
+    use futures_util::FutureExt as _;
+    use tickwire_engine::domain::Instrument;
+    use tickwire_engine::{EngineConfig, FeedAdapter, FeedError, FeedIo};
+    use tickwire_feeds::{SyntheticAdapter, SyntheticConfig};
+
+    use super::*;
+
+    /// The synthetic feed, held back until the test opens the gate: the state "engine up,
+    /// no snapshot yet" lasts as long as the test needs.
+    struct Gated {
+        inner: SyntheticAdapter,
+        gate: Arc<tokio::sync::Semaphore>,
+    }
+
+    impl FeedAdapter for Gated {
+        fn name(&self) -> &str {
+            self.inner.name()
+        }
+        fn instruments(&self) -> Vec<Instrument> {
+            self.inner.instruments()
+        }
+        fn run<'a>(&'a mut self, io: &'a mut FeedIo) -> LocalBoxFuture<'a, Result<(), FeedError>> {
+            let gate = self.gate.clone();
+            async move {
+                let _open = gate.acquire().await.expect("gate");
+                self.inner.run(io).await
+            }
+            .boxed_local()
+        }
+    }
+
+    #[test]
+    fn not_ready_until_every_book_has_its_snapshot() {
+        actix_rt::System::new().block_on(async {
+            let gate = Arc::new(tokio::sync::Semaphore::new(0));
+            let adapter = Gated {
+                inner: SyntheticAdapter::new(SyntheticConfig {
+                    symbols: 4,
+                    rate: 100.0,
+                    ..SyntheticConfig::default()
+                }),
+                gate: gate.clone(),
+            };
+            let engine = Engine::start(vec![Box::new(adapter)], EngineConfig::default()).unwrap();
+            let metrics = Metrics::default();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let reasons = not_ready_reasons(&engine, &metrics);
+            assert_eq!(
+                reasons,
+                vec!["feed synthetic: 4 of 4 books not synced yet (no snapshot)".to_string()]
+            );
+            gate.add_permits(1);
+            let end = Instant::now() + Duration::from_secs(10);
+            while !not_ready_reasons(&engine, &metrics).is_empty() {
+                assert!(Instant::now() < end, "never ready");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let f = &feed_snapshots(&engine)[0];
+            assert_eq!((f.live, f.stale, f.pending), (4, 0, 0));
+            metrics.draining.store(true, Ordering::Relaxed);
+            assert_eq!(not_ready_reasons(&engine, &metrics), vec!["shutting down"]);
+        });
+    }
+}

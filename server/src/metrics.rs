@@ -235,17 +235,20 @@ impl AtomicHistogram {
         self.count.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Sum (seconds), count and cumulative buckets, as Prometheus wants them.
+    /// Sum (seconds), count and per-bucket (not cumulative) counts, as
+    /// `prometheus-client`'s encoder wants them (it accumulates). The count is the sum of
+    /// the buckets read, so the exposition is consistent even while observations land.
     pub fn read(&self) -> (f64, u64, Vec<(f64, u64)>) {
-        let mut cum = 0;
+        let mut total = 0;
         let mut out = Vec::with_capacity(LATENCY_BUCKETS.len() + 1);
         for (i, b) in self.buckets.iter().enumerate() {
-            cum += b.load(Ordering::Relaxed);
+            let n = b.load(Ordering::Relaxed);
+            total += n;
             let le = LATENCY_BUCKETS.get(i).copied().unwrap_or(f64::INFINITY);
-            out.push((le, cum));
+            out.push((le, n));
         }
         let sum = self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
-        (sum, cum, out)
+        (sum, total, out)
     }
 }
 
@@ -742,7 +745,7 @@ mod tests {
     }
 
     #[test]
-    fn histogram_is_cumulative() {
+    fn histogram_buckets_hold_their_own_counts() {
         let h = AtomicHistogram::default();
         h.observe_ns(10_000); // 10 µs: first bucket
         h.observe_ns(3_000_000); // 3 ms: 5 ms bucket
@@ -751,8 +754,15 @@ mod tests {
         assert_eq!(count, 3);
         assert!((sum - 5.00301).abs() < 1e-9);
         assert_eq!(b[0], (0.000_05, 1));
-        assert_eq!(b[6], (0.005, 2));
-        assert_eq!(b[LATENCY_BUCKETS.len() - 1].1, 2);
-        assert_eq!(b.last().unwrap().1, 3);
+        assert_eq!(b[6], (0.005, 1));
+        assert_eq!(b.last().unwrap(), &(f64::INFINITY, 1));
+        assert_eq!(b.iter().map(|x| x.1).sum::<u64>(), 3);
+        // Encoded, the buckets are cumulative and +Inf equals the count.
+        let mut snap = Snapshot::of(&Metrics::default());
+        snap.latency = h.read();
+        let text = snap.encode();
+        assert!(text.contains("tickwire_internal_latency_seconds_bucket{le=\"0.005\"} 2\n"));
+        assert!(text.contains("tickwire_internal_latency_seconds_bucket{le=\"+Inf\"} 3\n"));
+        assert!(text.contains("tickwire_internal_latency_seconds_count 3\n"));
     }
 }
