@@ -98,7 +98,7 @@ async fn sigterm_closes_every_client_1001_and_exits_0_within_the_drain_time() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigint_also_drains_and_new_connections_are_refused_meanwhile() {
+async fn sigint_also_drains_and_nothing_listens_afterwards() {
     let mut server = Server::start(&["--symbols", "2", "--rate", "100", "--drain-ms", "3000"]);
     let mut c = Client::connect(&server).await;
     c.send(subscribe(1, &["SYM0000"], &["quote"])).await;
@@ -113,4 +113,64 @@ async fn sigint_also_drains_and_new_connections_are_refused_meanwhile() {
     let refused = tokio_tungstenite::connect_async(server.url()).await;
     assert!(refused.is_err(), "connected after shutdown");
     assert!(c.ws.next().await.is_none(), "data after the close");
+}
+
+/// A client that stopped reading (its socket is full, so not even the close frame can
+/// leave) cannot hold the process beyond the drain time: it exits 0 when the drain time is
+/// over. (A client that merely does not answer the close does not delay anything: the
+/// server ends the connection once its close frame is written.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_client_cannot_delay_exit_beyond_the_drain_time() {
+    let mut server = Server::start(&[
+        "--symbols",
+        "10",
+        "--rate",
+        "5000",
+        "--drain-ms",
+        "1500",
+        "--slow-consumer-lag-ms",
+        "60000",
+        "--max-queued-bytes",
+        "268435456",
+        "--close-grace-ms",
+        "60000",
+    ]);
+    let mut stalled = Client::connect(&server).await;
+    let all: Vec<String> = (0..10).map(|i| format!("SYM{i:04}")).collect();
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    stalled
+        .send(serde_json::json!({"op":"subscribe","id":1,"symbols":all,"channels":["quote","trade","book"],"depth":25}))
+        .await;
+    // Never read. Once updates are being conflated, the socket is full.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let m = server.get("/metrics");
+        let conflated = m
+            .lines()
+            .find_map(|l| l.strip_prefix("tickwire_conflated_updates_total "))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap();
+        if conflated > 0.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stalled client never fell behind"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let sent = Instant::now();
+    signal(&server, "-TERM");
+    let (code, exited) =
+        tokio::task::block_in_place(|| wait_exit(&mut server, Duration::from_secs(10)));
+    assert_eq!(code, Some(0));
+    let took = exited - sent;
+    assert!(
+        took >= Duration::from_millis(1400),
+        "exited after {took:?}: it did not wait for the stalled client"
+    );
+    assert!(
+        took < Duration::from_millis(3000),
+        "took {took:?}, drain time 1500 ms"
+    );
 }
