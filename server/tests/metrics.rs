@@ -504,3 +504,58 @@ fn parser_rejects_malformed_exposition() {
         );
     }
 }
+
+/// Metric names that `text` refers to (`tickwire_*`, `process_*`), histogram series
+/// reduced to their family.
+fn referenced_metrics(text: &str) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for (i, _) in text
+        .match_indices("tickwire_")
+        .chain(text.match_indices("process_"))
+    {
+        if i > 0 {
+            let prev = text.as_bytes()[i - 1];
+            if prev.is_ascii_alphanumeric() || prev == b'_' {
+                continue;
+            }
+        }
+        let name: String = text[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        // Rust paths (`tickwire_server::session` in log filters) are not metrics.
+        if !text[i + name.len()..].starts_with("::") {
+            out.insert(name);
+        }
+    }
+    out
+}
+
+/// The dashboard and the operations guide name only metrics the server exports.
+#[test]
+fn dashboard_and_docs_name_only_exported_metrics() {
+    let server = Server::start(&["--symbols", "2", "--rate", "10"]);
+    let scrape = scrape(&server);
+    let exported: std::collections::BTreeSet<String> = scrape
+        .0
+        .keys()
+        .map(|k| k.split('{').next().unwrap().to_string())
+        .collect();
+    let docs = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/");
+    for file in ["grafana-dashboard.json", "operations.md"] {
+        let text = std::fs::read_to_string(format!("{docs}{file}")).unwrap();
+        if file.ends_with(".json") {
+            serde_json::from_str::<Value>(&text).expect("dashboard is JSON");
+        }
+        let names = referenced_metrics(&text);
+        assert!(names.len() > 10, "{file}: {names:?}");
+        for n in names {
+            // Prose may name a family (`tickwire_internal_latency_seconds`) or a prefix.
+            let ok = exported.contains(&n)
+                || exported.iter().any(|e| e.starts_with(&format!("{n}_")))
+                || n == "tickwire_"
+                || n == "process_";
+            assert!(ok, "{file} names {n}, which /metrics does not export");
+        }
+    }
+}
