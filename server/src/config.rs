@@ -1,7 +1,11 @@
-//! Server settings: listen address, feed choice and the per-session limits.
+//! Server settings: listen address, feed choice, the per-session limits, shutdown and
+//! metrics settings, and where they come from.
 //!
-//! Every field has a default that works for a local run; the command line (`main.rs`)
-//! overrides them.
+//! [`ServerConfig`] is what the server runs with; every field has a default that works for
+//! a local run. [`FileConfig`] is the same settings as the TOML file lays them out: it is
+//! loaded from the file, overridden by `TICKWIRE_*` environment variables
+//! ([`FileConfig::load`]) and then by command-line flags (`main.rs`), and validated, with
+//! every error naming its key ([`ConfigError`]).
 
 use std::net::SocketAddr;
 use std::time::Duration;
