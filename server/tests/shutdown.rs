@@ -161,6 +161,17 @@ async fn a_stalled_client_cannot_delay_exit_beyond_the_drain_time() {
     }
     let sent = Instant::now();
     signal(&server, "-TERM");
+    // While draining, no new session is accepted.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let late = tokio::time::timeout(
+        Duration::from_millis(500),
+        tokio_tungstenite::connect_async(server.url()),
+    )
+    .await;
+    assert!(
+        !matches!(late, Ok(Ok(_))),
+        "a new WebSocket session was accepted during the drain"
+    );
     let (code, exited) =
         tokio::task::block_in_place(|| wait_exit(&mut server, Duration::from_secs(10)));
     assert_eq!(code, Some(0));
