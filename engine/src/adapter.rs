@@ -12,7 +12,7 @@
 //! The trait lives in the engine (not in `feed-handlers`) because the engine drives it; the
 //! `feed-handlers` crate implements it for each venue.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use actix::Addr;
@@ -89,6 +89,8 @@ pub struct FeedIo {
     pub events: u64,
     /// Events dropped because a book actor was overloaded.
     pub dropped: u64,
+    /// Events emitted over every session of this feed (read by metrics).
+    total: Arc<AtomicU64>,
 }
 
 impl FeedIo {
@@ -96,8 +98,10 @@ impl FeedIo {
         symbols: Arc<SymbolTable>,
         books: Arc<[BookHandle]>,
         control: mpsc::Receiver<Control>,
+        total: Arc<AtomicU64>,
     ) -> Self {
         FeedIo {
+            total,
             symbols,
             books,
             control,
@@ -140,6 +144,8 @@ impl FeedIo {
         book.in_flight.fetch_add(1, Ordering::Relaxed);
         book.addr.do_send(ApplyEvent(event));
         self.events += 1;
+        // One uncontended relaxed add: only this feed's thread writes it.
+        self.total.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Waits for the next command. Adapters poll this alongside their upstream (e.g. in a

@@ -6,15 +6,21 @@
 //! | `GET /ws` | WebSocket upgrade; one [`Session`] actor per connection |
 //! | `GET /symbols` | instruments served (symbol, venue, price and size scale) |
 //! | `GET /healthz` | process alive |
+//! | `GET /readyz` | 200 when every feed is live and every book synced; 503 with reasons |
+//! | `GET /metrics` | Prometheus text exposition (see `metrics.rs`) |
 //! | `GET /stats` | counters as JSON |
 //! | `POST /admin/fault/feed/{name}`, `POST /admin/fault/book/{symbol}` | fault injection, only with `--enable-fault-injection` |
+//!
+//! [`serve`] also owns the process lifecycle: on SIGTERM or SIGINT it stops accepting,
+//! lets every worker close its sessions 1001 after a final flush, waits for them to go
+//! (at most the configured drain time) and returns, so the process exits 0.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
@@ -22,10 +28,11 @@ use serde::Serialize;
 
 use tickwire_engine::domain::Scale;
 use tickwire_engine::fanout::{Outbox, OutboxLimits};
+use tickwire_engine::tick::{FeedState, TickBody};
 use tickwire_engine::Engine;
 
 use crate::config::{ServerConfig, SessionLimits};
-use crate::metrics::Metrics;
+use crate::metrics::{FeedSnapshot, Metrics, Snapshot};
 use crate::session::Session;
 use crate::transport::{SessionShared, WsBody};
 use crate::worker::Worker;
@@ -52,30 +59,30 @@ async fn ws_upgrade(
     let (mut response, negotiated) = ws::negotiate(&req, limits.permessage_deflate)
         .map_err(|e| actix_web::error::ErrorBadRequest(e.to_string()))?;
     let worker = Worker::current(state.engine.hub(), &state.limits, &state.metrics);
-    let now = Instant::now();
-    let shared = Rc::new(SessionShared {
-        id: worker.next_session_id(),
-        outbox: Rc::new(RefCell::new(Outbox::new(OutboxLimits {
+    let id = worker.next_session_id();
+    let peer = req.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    // No authentication yet: `user` is a field so that log queries need not change later.
+    let span = tracing::info_span!("session", session = id, peer = %peer, user = "anonymous");
+    let shared = Rc::new(SessionShared::new(
+        id,
+        Rc::new(RefCell::new(Outbox::new(OutboxLimits {
             max_queued_bytes: limits.max_queued_bytes,
         }))),
-        last_seen: Cell::new(now),
-        last_ping: Cell::new(now),
-        body_alive: Cell::new(true),
-        fd: req.conn_data::<ConnFd>().map(|c| c.0),
-        close_deadline: Cell::new(None),
-    });
+        req.conn_data::<ConnFd>().map(|c| c.0),
+        span,
+        state.metrics.clone(),
+    ));
     let inbound = ws::InboundStream::new(
         payload.into_inner(),
         limits.max_message_bytes,
         negotiated.deflate,
     );
-    let peer = req.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     let symbols = state.engine.symbols().clone();
     let session_shared = shared.clone();
     let hub = state.engine.hub().clone();
     Session::create(move |ctx| {
         ctx.add_stream(inbound);
-        Session::new(session_shared, worker, symbols, hub, negotiated, peer)
+        Session::new(session_shared, worker, symbols, hub, negotiated)
     });
     let batch_window = negotiated.batch.then_some(limits.batch_window);
     let response = response.message_body(WsBody::new(shared, batch_window))?;
@@ -116,6 +123,83 @@ async fn stats(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(v)
 }
 
+/// Feed state of every feed, from the last status each book published.
+pub fn feed_snapshots(engine: &Engine) -> Vec<FeedSnapshot> {
+    let hub = engine.hub();
+    engine
+        .feeds()
+        .map(|f| {
+            let (mut live, mut stale, mut pending) = (0, 0, 0);
+            for s in f.symbols {
+                match hub.last_values(*s).status.as_deref().map(|t| &t.body) {
+                    Some(TickBody::Status {
+                        state: FeedState::Live,
+                        ..
+                    }) => live += 1,
+                    Some(_) => stale += 1,
+                    None => pending += 1,
+                }
+            }
+            FeedSnapshot {
+                name: f.name.to_string(),
+                events: f.events,
+                symbols: f.symbols.len(),
+                live,
+                stale,
+                pending,
+            }
+        })
+        .collect()
+}
+
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let mut snap = Snapshot::of(&state.metrics);
+    let hub = &state.engine.hub().stats;
+    let books = state.engine.book_stats();
+    snap.feeds = feed_snapshots(&state.engine);
+    snap.worker_queue_overflows = hub.worker_overflows.load(Ordering::Relaxed);
+    snap.ticks_published = hub.published.load(Ordering::Relaxed);
+    snap.book_restarts = books.restarts.load(Ordering::Relaxed);
+    snap.book_events_dropped = books.dropped_unsynced.load(Ordering::Relaxed);
+    snap.books = state.engine.symbols().len() as u64;
+    HttpResponse::Ok()
+        .content_type(crate::metrics::CONTENT_TYPE)
+        .body(snap.encode())
+}
+
+/// Why the server is not ready; empty when it is.
+pub fn not_ready_reasons(engine: &Engine, metrics: &Metrics) -> Vec<String> {
+    let mut reasons = Vec::new();
+    if metrics.draining.load(Ordering::Relaxed) {
+        reasons.push("shutting down".to_string());
+    }
+    for f in feed_snapshots(engine) {
+        if f.pending > 0 {
+            reasons.push(format!(
+                "feed {}: {} of {} books not synced yet (no snapshot)",
+                f.name, f.pending, f.symbols
+            ));
+        }
+        if f.stale > 0 {
+            reasons.push(format!(
+                "feed {}: {} of {} symbols stale",
+                f.name, f.stale, f.symbols
+            ));
+        }
+    }
+    reasons
+}
+
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let reasons = not_ready_reasons(&state.engine, &state.metrics);
+    if reasons.is_empty() {
+        HttpResponse::Ok().json(serde_json::json!({"ready": true, "reasons": []}))
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({"ready": false, "reasons": reasons}))
+    }
+}
+
 async fn fault_feed(state: web::Data<AppState>, name: web::Path<String>) -> HttpResponse {
     if !state.fault_injection {
         return HttpResponse::NotFound().finish();
@@ -147,24 +231,32 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/ws", web::get().to(ws_upgrade))
         .route("/symbols", web::get().to(symbols))
         .route("/stats", web::get().to(stats))
+        .route("/metrics", web::get().to(metrics))
         .route("/healthz", web::get().to(|| async { "ok\n" }))
+        .route("/readyz", web::get().to(readyz))
         .route("/admin/fault/feed/{name}", web::post().to(fault_feed))
         .route("/admin/fault/book/{symbol}", web::post().to(fault_book))
         .configure(crate::web::routes);
 }
 
-/// Starts the engine and serves until the server stops. Runs inside an actix system.
+/// Starts the engine and serves until the server stops: on SIGTERM/SIGINT it drains (see
+/// the module documentation) and returns `Ok`. Runs inside an actix system.
 pub async fn serve(config: ServerConfig, engine: Engine) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new(config.latency_sample_every));
     let state = web::Data::new(AppState {
         engine,
         limits: Arc::new(config.session.clone()),
-        metrics: Arc::new(Metrics::default()),
+        metrics: metrics.clone(),
         fault_injection: config.fault_injection,
     });
     let send_buffer = config.session.socket_send_buffer;
     let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes))
         .workers(config.workers)
         .backlog(4096)
+        // We handle the signals ourselves: actix's own graceful stop would wait for
+        // WebSocket connections that never end by themselves.
+        .disable_signals()
+        .shutdown_timeout(config.drain_timeout.as_secs().max(1))
         .on_connect(move |conn, ext| {
             if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
                 // Ticks are small and latency-bound: never wait to coalesce segments.
@@ -177,6 +269,131 @@ pub async fn serve(config: ServerConfig, engine: Engine) -> anyhow::Result<()> {
     for addr in server.addrs() {
         tracing::info!(%addr, "listening; WebSocket at ws://{addr}/ws");
     }
-    server.run().await?;
+    let server = server.run();
+    let handle = server.handle();
+    let drain_timeout = config.drain_timeout;
+    actix_rt::spawn(async move {
+        let signal = shutdown_signal().await;
+        let started = Instant::now();
+        tracing::info!(
+            signal,
+            sessions = metrics.sessions_active.get(),
+            drain_ms = drain_timeout.as_millis() as u64,
+            "shutting down: no new connections; closing sessions 1001"
+        );
+        handle.pause().await;
+        metrics.draining.store(true, Ordering::Relaxed);
+        let deadline = started + drain_timeout;
+        while metrics.sessions_active.get() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let left = metrics.sessions_active.get();
+        if left > 0 {
+            tracing::warn!(
+                sessions = left,
+                "drain time over; dropping the remaining connections"
+            );
+        } else {
+            tracing::info!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "every session closed"
+            );
+        }
+        handle.stop(false).await;
+    });
+    server.await?;
+    tracing::info!("stopped");
     Ok(())
+}
+
+/// Waits for SIGTERM or SIGINT and names it.
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        r = tokio::signal::ctrl_c() => {
+            if let Err(e) = r {
+                tracing::error!(error = %e, "cannot listen for SIGINT");
+                std::future::pending::<()>().await;
+            }
+            "SIGINT"
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use futures_util::future::LocalBoxFuture;
+    use futures_util::FutureExt as _;
+    use tickwire_engine::domain::Instrument;
+    use tickwire_engine::{EngineConfig, FeedAdapter, FeedError, FeedIo};
+    use tickwire_feeds::{SyntheticAdapter, SyntheticConfig};
+
+    use super::*;
+
+    /// The synthetic feed, held back until the test opens the gate: the state "engine up,
+    /// no snapshot yet" lasts as long as the test needs.
+    struct Gated {
+        inner: SyntheticAdapter,
+        gate: Arc<tokio::sync::Semaphore>,
+    }
+
+    impl FeedAdapter for Gated {
+        fn name(&self) -> &str {
+            self.inner.name()
+        }
+        fn instruments(&self) -> Vec<Instrument> {
+            self.inner.instruments()
+        }
+        fn run<'a>(&'a mut self, io: &'a mut FeedIo) -> LocalBoxFuture<'a, Result<(), FeedError>> {
+            let gate = self.gate.clone();
+            async move {
+                let _open = gate.acquire().await.expect("gate");
+                self.inner.run(io).await
+            }
+            .boxed_local()
+        }
+    }
+
+    #[test]
+    fn not_ready_until_every_book_has_its_snapshot() {
+        actix_rt::System::new().block_on(async {
+            let gate = Arc::new(tokio::sync::Semaphore::new(0));
+            let adapter = Gated {
+                inner: SyntheticAdapter::new(SyntheticConfig {
+                    symbols: 4,
+                    rate: 100.0,
+                    ..SyntheticConfig::default()
+                }),
+                gate: gate.clone(),
+            };
+            let engine = Engine::start(vec![Box::new(adapter)], EngineConfig::default()).unwrap();
+            let metrics = Metrics::default();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let reasons = not_ready_reasons(&engine, &metrics);
+            assert_eq!(
+                reasons,
+                vec!["feed synthetic: 4 of 4 books not synced yet (no snapshot)".to_string()]
+            );
+            gate.add_permits(1);
+            let end = Instant::now() + Duration::from_secs(10);
+            while !not_ready_reasons(&engine, &metrics).is_empty() {
+                assert!(Instant::now() < end, "never ready");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let f = &feed_snapshots(&engine)[0];
+            assert_eq!((f.live, f.stale, f.pending), (4, 0, 0));
+            metrics.draining.store(true, Ordering::Relaxed);
+            assert_eq!(not_ready_reasons(&engine, &metrics), vec!["shutting down"]);
+        });
+    }
 }

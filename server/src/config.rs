@@ -1,7 +1,11 @@
-//! Server settings: listen address, feed choice and the per-session limits.
+//! Server settings: listen address, feed choice, the per-session limits, shutdown and
+//! metrics settings, and where they come from.
 //!
-//! Every field has a default that works for a local run; the command line (`main.rs`)
-//! overrides them.
+//! [`ServerConfig`] is what the server runs with; every field has a default that works for
+//! a local run. [`FileConfig`] is the same settings as the TOML file lays them out: it is
+//! loaded from the file, overridden by `TICKWIRE_*` environment variables
+//! ([`FileConfig::load`]) and then by command-line flags (`main.rs`), and validated, with
+//! every error naming its key ([`ConfigError`]).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -64,6 +68,9 @@ pub struct SessionLimits {
     /// others to share its frame (the latency bound of batching; 0 batches only what is
     /// already pending).
     pub batch_window: Duration,
+    /// During a graceful shutdown, how long a session's queued output may take to leave
+    /// before it is closed 1001 anyway.
+    pub shutdown_flush: Duration,
 }
 
 impl Default for SessionLimits {
@@ -81,6 +88,7 @@ impl Default for SessionLimits {
             sweep_interval: Duration::from_millis(100),
             permessage_deflate: true,
             batch_window: Duration::ZERO,
+            shutdown_flush: Duration::from_millis(1000),
         }
     }
 }
@@ -97,6 +105,13 @@ pub struct ServerConfig {
     pub fault_injection: bool,
     /// Delay before a failed feed's first restart.
     pub feed_backoff: Duration,
+    /// On SIGTERM/SIGINT, the longest wait for sessions to close before exiting.
+    pub drain_timeout: Duration,
+    /// One market-data frame in this many (per session) is sampled for the latency
+    /// histogram.
+    pub latency_sample_every: u32,
+    /// Log as JSON lines.
+    pub log_json: bool,
 }
 
 impl Default for ServerConfig {
@@ -113,6 +128,561 @@ impl Default for ServerConfig {
             session: SessionLimits::default(),
             fault_injection: false,
             feed_backoff: Duration::from_millis(100),
+            drain_timeout: Duration::from_secs(10),
+            latency_sample_every: 64,
+            log_json: false,
         }
+    }
+}
+
+/// A configuration that could not be used. Every variant names the offending key
+/// (`session.max_lag_ms`) or environment variable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: not valid TOML: {message}")]
+    Syntax { path: String, message: String },
+    #[error("{origin}: `{key}`: {message}")]
+    Key {
+        origin: String,
+        key: String,
+        message: String,
+    },
+    #[error("{origin}: `{key}`: invalid value: {message}")]
+    Invalid {
+        origin: String,
+        key: String,
+        message: String,
+    },
+}
+
+impl ConfigError {
+    /// The key the error is about, when there is one.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            ConfigError::Key { key, .. } | ConfigError::Invalid { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+}
+
+/// The configuration file's layout: every setting of `tickwire serve`, grouped in tables.
+/// Unknown keys are refused. Missing keys take the defaults of [`ServerConfig::default`].
+/// See `docs/tickwire.example.toml` for an annotated copy.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileConfig {
+    /// Address and port to listen on.
+    pub listen: String,
+    /// HTTP/WebSocket worker threads (1..=64).
+    pub workers: usize,
+    /// Threads the book actors are sharded over.
+    pub book_threads: usize,
+    /// Enables `POST /admin/fault/...` (drills and tests only).
+    pub enable_fault_injection: bool,
+    pub feed: FeedSection,
+    pub session: SessionSection,
+    pub shutdown: ShutdownSection,
+    pub metrics: MetricsSection,
+    pub log: LogSection,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeedSection {
+    /// Upstream feed: `synthetic`, or a venue: `coinbase`, `binance`, `kraken`, `okx`.
+    pub kind: String,
+    pub symbols: usize,
+    pub rate: f64,
+    pub seed: u64,
+    pub backoff_ms: u64,
+    /// Venue feeds: WebSocket URL.
+    pub url: String,
+    /// Binance: REST base URL for depth snapshots ("" for none).
+    pub rest_url: String,
+    /// Venue feeds: venue symbols to subscribe to.
+    pub instruments: Vec<String>,
+    /// Venue feeds: decimal places of prices and sizes.
+    pub price_scale: u8,
+    pub size_scale: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionSection {
+    pub max_queued_bytes: usize,
+    pub max_lag_ms: u64,
+    pub close_grace_ms: u64,
+    pub ping_interval_ms: u64,
+    pub client_timeout_ms: u64,
+    pub max_message_bytes: usize,
+    pub max_symbols_per_session: usize,
+    pub max_symbols_per_request: usize,
+    pub max_throttle_ms: u32,
+    pub socket_send_buffer: usize,
+    pub sweep_interval_ms: u64,
+    pub permessage_deflate: bool,
+    pub batch_window_us: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownSection {
+    pub drain_ms: u64,
+    pub flush_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    pub latency_sample_every: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    pub json: bool,
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis() as u64
+}
+
+impl Default for FileConfig {
+    fn default() -> Self {
+        let c = ServerConfig::default();
+        let FeedChoice::Synthetic {
+            symbols,
+            rate,
+            seed,
+        } = c.feed
+        else {
+            unreachable!("the default feed is synthetic")
+        };
+        let s = &c.session;
+        FileConfig {
+            listen: c.listen.to_string(),
+            workers: c.workers,
+            book_threads: c.book_threads,
+            enable_fault_injection: c.fault_injection,
+            feed: FeedSection {
+                kind: "synthetic".into(),
+                symbols,
+                rate,
+                seed,
+                backoff_ms: ms(c.feed_backoff),
+                url: String::new(),
+                rest_url: String::new(),
+                instruments: Vec::new(),
+                price_scale: 8,
+                size_scale: 8,
+            },
+            session: SessionSection {
+                max_queued_bytes: s.max_queued_bytes,
+                max_lag_ms: ms(s.max_lag),
+                close_grace_ms: ms(s.close_grace),
+                ping_interval_ms: ms(s.ping_interval),
+                client_timeout_ms: ms(s.client_timeout),
+                max_message_bytes: s.max_message_bytes,
+                max_symbols_per_session: s.max_symbols_per_session,
+                max_symbols_per_request: s.request.max_symbols_per_request,
+                max_throttle_ms: s.request.max_throttle_ms,
+                socket_send_buffer: s.socket_send_buffer,
+                sweep_interval_ms: ms(s.sweep_interval),
+                permessage_deflate: s.permessage_deflate,
+                batch_window_us: s.batch_window.as_micros() as u64,
+            },
+            shutdown: ShutdownSection {
+                drain_ms: ms(c.drain_timeout),
+                flush_ms: ms(s.shutdown_flush),
+            },
+            metrics: MetricsSection {
+                latency_sample_every: c.latency_sample_every,
+            },
+            log: LogSection { json: c.log_json },
+        }
+    }
+}
+
+macro_rules! section_default {
+    ($($t:ident => $field:ident),*) => {$(
+        impl Default for $t {
+            fn default() -> Self {
+                FileConfig::default().$field
+            }
+        }
+    )*};
+}
+section_default!(FeedSection => feed, SessionSection => session, ShutdownSection => shutdown,
+    MetricsSection => metrics, LogSection => log);
+
+/// Prefix of environment variables that override file settings.
+pub const ENV_PREFIX: &str = "TICKWIRE_";
+
+/// The key an environment variable sets: `TICKWIRE_SESSION__MAX_LAG_MS` is
+/// `session.max_lag_ms` (after the prefix, `__` separates tables, the rest is lowercased).
+pub fn env_key(var: &str) -> Option<String> {
+    let rest = var.strip_prefix(ENV_PREFIX)?;
+    Some(rest.to_ascii_lowercase().replace("__", "."))
+}
+
+/// Every key path of the file layout (`listen`, `session.max_lag_ms`, ...).
+fn known_keys() -> Vec<String> {
+    fn walk(prefix: &str, t: &toml::Table, out: &mut Vec<String>) {
+        for (k, v) in t {
+            let key = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            match v {
+                toml::Value::Table(sub) => walk(&key, sub, out),
+                _ => out.push(key),
+            }
+        }
+    }
+    let table = toml::Table::try_from(FileConfig::default()).expect("defaults serialize");
+    let mut out = Vec::new();
+    walk("", &table, &mut out);
+    out
+}
+
+/// The result of loading: the settings, and notes worth logging (ignored variables).
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: FileConfig,
+    pub notes: Vec<String>,
+}
+
+impl FileConfig {
+    /// Reads `path` (if any), then applies the `TICKWIRE_*` variables of `env` on top, and
+    /// checks the result. `TICKWIRE_*` variables that name no setting are reported in
+    /// [`Loaded::notes`] and otherwise ignored (other tools use the prefix too, e.g.
+    /// `TICKWIRE_BIN`); unknown keys in the file are errors.
+    pub fn load(
+        path: Option<&std::path::Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Loaded, ConfigError> {
+        let (mut table, origin) = match path {
+            Some(p) => {
+                let shown = p.display().to_string();
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: shown.clone(),
+                    source,
+                })?;
+                let table: toml::Table =
+                    text.parse()
+                        .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                            path: shown.clone(),
+                            message: e.to_string().trim_end().to_string(),
+                        })?;
+                (table, shown)
+            }
+            None => (toml::Table::new(), "defaults".to_string()),
+        };
+        // Reject the file's own mistakes before mixing in the environment.
+        Self::from_table(table.clone(), &origin)?;
+        let known = known_keys();
+        let mut notes = Vec::new();
+        let mut vars: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .collect();
+        vars.sort();
+        for (var, value) in vars {
+            let key = env_key(&var).expect("prefix checked");
+            if !known.contains(&key) {
+                notes.push(format!(
+                    "environment variable {var} names no setting (`{key}`); ignored"
+                ));
+                continue;
+            }
+            let parsed = format!("v = {value}")
+                .parse::<toml::Table>()
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or(toml::Value::String(value));
+            let mut at = &mut table;
+            let parts: Vec<&str> = key.split('.').collect();
+            for part in &parts[..parts.len() - 1] {
+                let entry = at
+                    .entry(part.to_string())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                at = match entry {
+                    toml::Value::Table(t) => t,
+                    _ => {
+                        return Err(ConfigError::Key {
+                            origin: origin.clone(),
+                            key: part.to_string(),
+                            message: "must be a table".into(),
+                        })
+                    }
+                };
+            }
+            at.insert(parts[parts.len() - 1].to_string(), parsed);
+        }
+        let origin = if origin == "defaults" {
+            "environment".to_string()
+        } else {
+            format!("{origin} (with TICKWIRE_* environment overrides)")
+        };
+        let config = Self::from_table(table, &origin)?;
+        config.validate(&origin)?;
+        Ok(Loaded { config, notes })
+    }
+
+    /// Deserializes a table, naming the key of any error.
+    fn from_table(table: toml::Table, origin: &str) -> Result<FileConfig, ConfigError> {
+        let de = toml::Value::Table(table);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            // The library may append the path again on a second line; we name it ourselves.
+            let inner = inner
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_end()
+                .to_string();
+            // serde_path_to_error's path ends at the offending key, unknown ones included.
+            let key = path;
+            ConfigError::Key {
+                origin: origin.to_string(),
+                key,
+                message: inner,
+            }
+        })
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: String| ConfigError::Invalid {
+            origin: origin.to_string(),
+            key: key.to_string(),
+            message,
+        };
+        self.listen.parse::<SocketAddr>().map_err(|e| {
+            bad(
+                "listen",
+                format!("{:?} is not ADDRESS:PORT ({e})", self.listen),
+            )
+        })?;
+        if !(1..=64).contains(&self.workers) {
+            return Err(bad("workers", format!("{} is not in 1..=64", self.workers)));
+        }
+        if self.book_threads == 0 {
+            return Err(bad("book_threads", "must be at least 1".into()));
+        }
+        let f = &self.feed;
+        const KINDS: [&str; 5] = ["synthetic", "coinbase", "binance", "kraken", "okx"];
+        if !KINDS.contains(&f.kind.as_str()) {
+            return Err(bad(
+                "feed.kind",
+                format!("unknown feed {:?}; expected one of {KINDS:?}", f.kind),
+            ));
+        }
+        if f.kind != "synthetic" {
+            if !(f.url.starts_with("ws://") || f.url.starts_with("wss://")) {
+                return Err(bad(
+                    "feed.url",
+                    format!("{:?} is not a ws:// or wss:// URL", f.url),
+                ));
+            }
+            if f.instruments.is_empty() {
+                return Err(bad(
+                    "feed.instruments",
+                    "a venue feed needs at least one instrument".into(),
+                ));
+            }
+            for (key, v) in [
+                ("feed.price_scale", f.price_scale),
+                ("feed.size_scale", f.size_scale),
+            ] {
+                if v > 18 {
+                    return Err(bad(key, format!("{v} is not in 0..=18")));
+                }
+            }
+        }
+        if f.symbols == 0 || f.symbols > 1_000_000 {
+            return Err(bad(
+                "feed.symbols",
+                format!("{} is not in 1..=1000000", f.symbols),
+            ));
+        }
+        if !(f.rate.is_finite() && f.rate >= 0.0) {
+            return Err(bad(
+                "feed.rate",
+                format!("{} is not a non-negative number", f.rate),
+            ));
+        }
+        let s = &self.session;
+        let positive = [
+            ("session.max_queued_bytes", s.max_queued_bytes as u64),
+            ("session.max_lag_ms", s.max_lag_ms),
+            ("session.close_grace_ms", s.close_grace_ms),
+            ("session.ping_interval_ms", s.ping_interval_ms),
+            ("session.client_timeout_ms", s.client_timeout_ms),
+            ("session.max_message_bytes", s.max_message_bytes as u64),
+            (
+                "session.max_symbols_per_session",
+                s.max_symbols_per_session as u64,
+            ),
+            (
+                "session.max_symbols_per_request",
+                s.max_symbols_per_request as u64,
+            ),
+            ("session.socket_send_buffer", s.socket_send_buffer as u64),
+            ("session.sweep_interval_ms", s.sweep_interval_ms),
+            ("shutdown.drain_ms", self.shutdown.drain_ms),
+            (
+                "metrics.latency_sample_every",
+                self.metrics.latency_sample_every as u64,
+            ),
+        ];
+        for (key, v) in positive {
+            if v == 0 {
+                return Err(bad(key, "must be greater than 0".into()));
+            }
+        }
+        if s.ping_interval_ms >= s.client_timeout_ms {
+            return Err(bad(
+                "session.ping_interval_ms",
+                format!(
+                    "{} must be less than session.client_timeout_ms ({}), or every client times out",
+                    s.ping_interval_ms, s.client_timeout_ms
+                ),
+            ));
+        }
+        if s.batch_window_us > 100_000 {
+            return Err(bad(
+                "session.batch_window_us",
+                format!("{} is more than 100000 (0.1 s)", s.batch_window_us),
+            ));
+        }
+        if s.sweep_interval_ms > 10_000 {
+            return Err(bad(
+                "session.sweep_interval_ms",
+                format!("{} is more than 10000", s.sweep_interval_ms),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The settings the server runs with. Call [`FileConfig::validate`] first.
+    pub fn to_server_config(&self) -> ServerConfig {
+        let s = &self.session;
+        let d = Duration::from_millis;
+        ServerConfig {
+            listen: self.listen.parse().expect("validated"),
+            workers: self.workers,
+            book_threads: self.book_threads,
+            feed: if self.feed.kind == "synthetic" {
+                FeedChoice::Synthetic {
+                    symbols: self.feed.symbols,
+                    rate: self.feed.rate,
+                    seed: self.feed.seed,
+                }
+            } else {
+                FeedChoice::Live {
+                    venue: self.feed.kind.clone(),
+                    ws_url: self.feed.url.clone(),
+                    rest_url: Some(self.feed.rest_url.clone()).filter(|u| !u.is_empty()),
+                    instruments: self.feed.instruments.clone(),
+                    price_scale: self.feed.price_scale,
+                    size_scale: self.feed.size_scale,
+                }
+            },
+            session: SessionLimits {
+                max_queued_bytes: s.max_queued_bytes,
+                max_lag: d(s.max_lag_ms),
+                close_grace: d(s.close_grace_ms),
+                ping_interval: d(s.ping_interval_ms),
+                client_timeout: d(s.client_timeout_ms),
+                max_message_bytes: s.max_message_bytes,
+                max_symbols_per_session: s.max_symbols_per_session,
+                request: RequestLimits {
+                    max_symbols_per_request: s.max_symbols_per_request,
+                    max_throttle_ms: s.max_throttle_ms,
+                },
+                socket_send_buffer: s.socket_send_buffer,
+                sweep_interval: d(s.sweep_interval_ms),
+                shutdown_flush: d(self.shutdown.flush_ms),
+                permessage_deflate: s.permessage_deflate,
+                batch_window: Duration::from_micros(s.batch_window_us),
+            },
+            fault_injection: self.enable_fault_injection,
+            feed_backoff: d(self.feed.backoff_ms),
+            drain_timeout: d(self.shutdown.drain_ms),
+            latency_sample_every: self.metrics.latency_sample_every,
+            log_json: self.log.json,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(text: &str, env: &[(&str, &str)]) -> Result<Loaded, ConfigError> {
+        let dir = std::env::temp_dir().join(format!(
+            "tickwire-config-test-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("t.toml");
+        std::fs::write(&p, text).unwrap();
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        FileConfig::load(Some(&p), env)
+    }
+
+    #[test]
+    fn defaults_round_trip_and_match_server_defaults() {
+        let c = load_str("", &[]).unwrap().config;
+        assert_eq!(c, FileConfig::default());
+        let s = c.to_server_config();
+        assert_eq!(s.listen, ServerConfig::default().listen);
+        assert_eq!(s.session.max_lag, SessionLimits::default().max_lag);
+    }
+
+    #[test]
+    fn env_overrides_file_and_names_tables_with_double_underscore() {
+        let l = load_str(
+            "[session]\nmax_lag_ms = 100\n",
+            &[
+                ("TICKWIRE_SESSION__MAX_LAG_MS", "250"),
+                ("TICKWIRE_LISTEN", "0.0.0.0:9000"),
+                ("TICKWIRE_LOG__JSON", "true"),
+                ("TICKWIRE_BIN", "/somewhere/tickwire"),
+                ("OTHER", "x"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(l.config.session.max_lag_ms, 250);
+        assert_eq!(l.config.listen, "0.0.0.0:9000");
+        assert!(l.config.log.json);
+        assert_eq!(l.notes.len(), 1, "{:?}", l.notes);
+        assert!(l.notes[0].contains("TICKWIRE_BIN"));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            ("bogus = 1", "bogus"),
+            ("[session]\nmax_lagg_ms = 1", "session.max_lagg_ms"),
+            ("[session]\nmax_lag_ms = \"x\"", "session.max_lag_ms"),
+            ("workers = 0", "workers"),
+        ];
+        for (text, key) in cases {
+            let e = load_str(text, &[]).unwrap_err();
+            assert_eq!(e.key(), Some(key), "{text}: {e}");
+            assert!(e.to_string().contains(key), "{e}");
+        }
+        let e = load_str("", &[("TICKWIRE_WORKERS", "abc")]).unwrap_err();
+        assert_eq!(e.key(), Some("workers"), "{e}");
     }
 }

@@ -6,11 +6,13 @@
 //! * [`app`]: routes and server start-up.
 //! * [`session`]: the per-client session actor (requests, subscriptions, limits).
 //! * [`transport`]: the outbound WebSocket body that drains a session's outbox.
-//! * [`worker`]: per-worker router and the sweep (heartbeats, slow consumers).
+//! * [`worker`]: per-worker router and the sweep (heartbeats, slow consumers, metric
+//!   deltas, closing sessions during a graceful shutdown).
 //! * [`ws`]: WebSocket handshake negotiation and the inbound frame decoder.
 //! * [`protocol`]: client requests and replies.
 //! * [`web`]: the embedded trading UI and JS client library.
-//! * [`config`], [`metrics`].
+//! * [`config`]: every setting, the TOML file layout, environment overrides, validation.
+//! * [`metrics`]: counters, the latency histogram, and the Prometheus and JSON exports.
 
 pub mod app;
 pub mod config;

@@ -1,9 +1,13 @@
 //! `tickwire`: the command-line entry point.
 //!
 //! `tickwire` alone serves the default market on 127.0.0.1:8080; `tickwire serve --help`
-//! lists every setting.
+//! lists every setting. Settings come from, lowest first: built-in defaults, the
+//! `--config` TOML file, `TICKWIRE_*` environment variables, command-line flags
+//! (`config.rs` owns the file layout and its validation). `tickwire config check FILE`
+//! validates a file without starting anything.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -13,7 +17,7 @@ use tickwire_engine::actors::Backoff;
 use tickwire_engine::{Engine, EngineConfig};
 use tickwire_feeds::{SyntheticAdapter, SyntheticConfig};
 use tickwire_server::app;
-use tickwire_server::config::{FeedChoice, ServerConfig};
+use tickwire_server::config::{ConfigError, FeedChoice, FileConfig, ServerConfig};
 
 #[derive(Parser)]
 #[command(
@@ -32,7 +36,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Work with configuration files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Play a recorded venue feed over a real WebSocket (and Binance REST snapshots), with
     /// optional injected faults: the stand-in for an exchange in tests and demos.
     ExchangeSim(ExchangeSimArgs),
@@ -52,16 +59,16 @@ struct InspectArgs {
     /// Recorded files (the line format of recorded feeds; binary ITCH for itch). Several
     /// files are merged by timestamp, e.g. a Binance stream and its REST snapshots.
     #[arg(required = true)]
-    files: Vec<std::path::PathBuf>,
+    files: Vec<PathBuf>,
 }
 
 #[derive(Args)]
 struct ExchangeSimArgs {
     /// The recorded stream to play (line format of recorded feeds).
-    file: std::path::PathBuf,
+    file: PathBuf,
     /// Binance: the recorded REST depth snapshots to serve at /api/v3/depth.
     #[arg(long)]
-    rest_file: Option<std::path::PathBuf>,
+    rest_file: Option<PathBuf>,
     /// Address to listen on; the feed is at ws://ADDR/ws.
     #[arg(long, default_value = "127.0.0.1:9443")]
     listen: SocketAddr,
@@ -117,126 +124,6 @@ fn inspect(args: InspectArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[derive(Args, Clone)]
-struct ServeArgs {
-    /// Address and port to listen on.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
-    /// Upstream feed: the synthetic market, or a venue's live feed (see --feed-url).
-    #[arg(long, default_value = "synthetic", value_parser = ["synthetic", "coinbase", "binance", "kraken", "okx"])]
-    feed: String,
-    /// Venue feeds: WebSocket URL of the venue (or of `tickwire exchange-sim`).
-    #[arg(long, required_if_eq_any = [("feed", "coinbase"), ("feed", "binance"), ("feed", "kraken"), ("feed", "okx")])]
-    feed_url: Option<String>,
-    /// Binance: base URL of the REST depth snapshots.
-    #[arg(long)]
-    rest_url: Option<String>,
-    /// Venue feeds: comma-separated venue symbols to subscribe to.
-    #[arg(long, value_delimiter = ',', required_if_eq_any = [("feed", "coinbase"), ("feed", "binance"), ("feed", "kraken"), ("feed", "okx")])]
-    instruments: Vec<String>,
-    /// Venue feeds: decimal places kept for prices (values with more are refused, never rounded).
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(0..=18))]
-    price_scale: u8,
-    /// Venue feeds: decimal places kept for sizes.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(0..=18))]
-    size_scale: u8,
-    /// Synthetic feed: number of symbols (SYM0000, SYM0001, ...).
-    #[arg(long, default_value_t = 100)]
-    symbols: usize,
-    /// Synthetic feed: top-of-book changes per second, summed over all symbols.
-    #[arg(long, default_value_t = 1000.0)]
-    rate: f64,
-    /// Synthetic feed: seed of the event sequence.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// HTTP/WebSocket worker threads.
-    #[arg(long, default_value_t = 2)]
-    workers: usize,
-    /// Threads the book actors are sharded over.
-    #[arg(long, default_value_t = 1)]
-    book_threads: usize,
-    /// Bytes a client may have waiting before it is closed as a slow consumer.
-    #[arg(long, default_value_t = 4 << 20)]
-    max_queued_bytes: usize,
-    /// Milliseconds a client may stay behind before it is closed as a slow consumer.
-    #[arg(long, default_value_t = 5000)]
-    slow_consumer_lag_ms: u64,
-    /// Milliseconds a close frame may take before the connection is cut.
-    #[arg(long, default_value_t = 10000)]
-    close_grace_ms: u64,
-    /// Milliseconds between server pings.
-    #[arg(long, default_value_t = 15000)]
-    ping_interval_ms: u64,
-    /// Milliseconds of client silence before it is closed.
-    #[arg(long, default_value_t = 45000)]
-    client_timeout_ms: u64,
-    /// Largest client message in bytes (larger: close 1009).
-    #[arg(long, default_value_t = 64 << 10)]
-    max_message_bytes: usize,
-    /// Milliseconds before a failed feed's first restart (doubling up to 10 s).
-    #[arg(long, default_value_t = 100)]
-    feed_backoff_ms: u64,
-    /// Batching clients (subprotocol tickwire.json.batch): microseconds the first pending
-    /// update may wait for others to share its frame (0: batch only what is pending).
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=100_000))]
-    batch_window_us: u64,
-    /// Refuse permessage-deflate even when clients offer it.
-    #[arg(long)]
-    no_permessage_deflate: bool,
-    /// Enable POST /admin/fault/... (drills and tests only).
-    #[arg(long)]
-    enable_fault_injection: bool,
-}
-
-impl Default for ServeArgs {
-    fn default() -> Self {
-        let cli = Cli::parse_from(["tickwire", "serve"]);
-        match cli.command {
-            Some(Command::Serve(a)) => a,
-            _ => unreachable!("serve was given"),
-        }
-    }
-}
-
-impl ServeArgs {
-    fn into_config(self) -> ServerConfig {
-        let mut c = ServerConfig {
-            listen: self.listen,
-            workers: self.workers.max(1),
-            book_threads: self.book_threads.max(1),
-            feed: if self.feed == "synthetic" {
-                FeedChoice::Synthetic {
-                    symbols: self.symbols,
-                    rate: self.rate,
-                    seed: self.seed,
-                }
-            } else {
-                FeedChoice::Live {
-                    venue: self.feed.clone(),
-                    ws_url: self.feed_url.clone().unwrap_or_default(),
-                    rest_url: self.rest_url.clone(),
-                    instruments: self.instruments.clone(),
-                    price_scale: self.price_scale,
-                    size_scale: self.size_scale,
-                }
-            },
-            fault_injection: self.enable_fault_injection,
-            feed_backoff: Duration::from_millis(self.feed_backoff_ms),
-            ..ServerConfig::default()
-        };
-        let s = &mut c.session;
-        s.max_queued_bytes = self.max_queued_bytes;
-        s.max_lag = Duration::from_millis(self.slow_consumer_lag_ms);
-        s.close_grace = Duration::from_millis(self.close_grace_ms);
-        s.ping_interval = Duration::from_millis(self.ping_interval_ms);
-        s.client_timeout = Duration::from_millis(self.client_timeout_ms);
-        s.max_message_bytes = self.max_message_bytes;
-        s.permessage_deflate = !self.no_permessage_deflate;
-        s.batch_window = Duration::from_micros(self.batch_window_us);
-        c
-    }
-}
-
 /// The adapter for the configured feed.
 fn build_adapter(feed: &FeedChoice) -> anyhow::Result<Box<dyn tickwire_engine::FeedAdapter>> {
     match feed {
@@ -245,11 +132,6 @@ fn build_adapter(feed: &FeedChoice) -> anyhow::Result<Box<dyn tickwire_engine::F
             rate,
             seed,
         } => {
-            anyhow::ensure!(*symbols > 0, "--symbols must be at least 1");
-            anyhow::ensure!(
-                *rate >= 0.0 && rate.is_finite(),
-                "--rate must be a non-negative number"
-            );
             tracing::info!(symbols, rate, seed, "starting synthetic feed");
             Ok(Box::new(SyntheticAdapter::new(SyntheticConfig {
                 symbols: *symbols,
@@ -275,10 +157,6 @@ fn build_adapter(feed: &FeedChoice) -> anyhow::Result<Box<dyn tickwire_engine::F
                 "okx" => Venue::Okx,
                 other => anyhow::bail!("unknown feed {other:?}"),
             };
-            anyhow::ensure!(
-                !instruments.is_empty(),
-                "--instruments must name at least one symbol"
-            );
             let instruments = instruments
                 .iter()
                 .map(|s| Instrument {
@@ -296,7 +174,160 @@ fn build_adapter(feed: &FeedChoice) -> anyhow::Result<Box<dyn tickwire_engine::F
     }
 }
 
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Check a configuration file (with the TICKWIRE_* environment applied) and print the
+    /// resulting settings; exits non-zero naming the bad key.
+    Check {
+        /// The TOML file.
+        file: PathBuf,
+    },
+}
+
+/// Settings of `tickwire serve`. Each one is also a key of the configuration file and an
+/// environment variable (see docs/operations.md); a flag given here wins over both.
+#[derive(Args, Clone, Default)]
+struct ServeArgs {
+    /// TOML configuration file (see docs/tickwire.example.toml).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address and port to listen on [default: 127.0.0.1:8080]. Key: listen.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Upstream feed: the synthetic market or a venue's live feed [default: synthetic].
+    /// Key: feed.kind.
+    #[arg(long, value_parser = ["synthetic", "coinbase", "binance", "kraken", "okx"])]
+    feed: Option<String>,
+    /// Venue feeds: WebSocket URL of the venue (or of `tickwire exchange-sim`). Key:
+    /// feed.url.
+    #[arg(long)]
+    feed_url: Option<String>,
+    /// Binance: base URL of the REST depth snapshots. Key: feed.rest_url.
+    #[arg(long)]
+    rest_url: Option<String>,
+    /// Venue feeds: comma-separated venue symbols to subscribe to. Key: feed.instruments.
+    #[arg(long, value_delimiter = ',')]
+    instruments: Option<Vec<String>>,
+    /// Venue feeds: decimal places kept for prices; more are refused, never rounded
+    /// [default: 8]. Key: feed.price_scale.
+    #[arg(long)]
+    price_scale: Option<u8>,
+    /// Venue feeds: decimal places kept for sizes [default: 8]. Key: feed.size_scale.
+    #[arg(long)]
+    size_scale: Option<u8>,
+    /// Synthetic feed: number of symbols (SYM0000, SYM0001, ...) [default: 100]. Key:
+    /// feed.symbols.
+    #[arg(long)]
+    symbols: Option<usize>,
+    /// Synthetic feed: top-of-book changes per second, summed over all symbols [default:
+    /// 1000]. Key: feed.rate.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Synthetic feed: seed of the event sequence [default: 1]. Key: feed.seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// HTTP/WebSocket worker threads [default: 2]. Key: workers.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Threads the book actors are sharded over [default: 1]. Key: book_threads.
+    #[arg(long)]
+    book_threads: Option<usize>,
+    /// Bytes a client may have waiting before it is closed as a slow consumer [default:
+    /// 4194304]. Key: session.max_queued_bytes.
+    #[arg(long)]
+    max_queued_bytes: Option<usize>,
+    /// Milliseconds a client may stay behind before it is closed as a slow consumer
+    /// [default: 5000]. Key: session.max_lag_ms.
+    #[arg(long)]
+    slow_consumer_lag_ms: Option<u64>,
+    /// Milliseconds a close frame may take before the connection is cut [default: 10000].
+    /// Key: session.close_grace_ms.
+    #[arg(long)]
+    close_grace_ms: Option<u64>,
+    /// Milliseconds between server pings [default: 15000]. Key: session.ping_interval_ms.
+    #[arg(long)]
+    ping_interval_ms: Option<u64>,
+    /// Milliseconds of client silence before it is closed [default: 45000]. Key:
+    /// session.client_timeout_ms.
+    #[arg(long)]
+    client_timeout_ms: Option<u64>,
+    /// Largest client message in bytes (larger: close 1009) [default: 65536]. Key:
+    /// session.max_message_bytes.
+    #[arg(long)]
+    max_message_bytes: Option<usize>,
+    /// Milliseconds before a failed feed's first restart (doubling up to 10 s) [default:
+    /// 100]. Key: feed.backoff_ms.
+    #[arg(long)]
+    feed_backoff_ms: Option<u64>,
+    /// On SIGTERM/SIGINT, milliseconds to wait for clients to take their close 1001 before
+    /// exiting [default: 10000]. Key: shutdown.drain_ms.
+    #[arg(long)]
+    drain_ms: Option<u64>,
+    /// Batching clients (subprotocols *.batch): microseconds the first pending update may
+    /// wait for others to share its frame [default: 0]. Key: session.batch_window_us.
+    #[arg(long)]
+    batch_window_us: Option<u64>,
+    /// Refuse permessage-deflate even when clients offer it. Key:
+    /// session.permessage_deflate = false.
+    #[arg(long)]
+    no_permessage_deflate: bool,
+    /// Enable POST /admin/fault/... (drills and tests only). Key: enable_fault_injection.
+    #[arg(long)]
+    enable_fault_injection: bool,
+}
+
+impl ServeArgs {
+    /// Puts the flags that were given on top of `c`.
+    fn apply(&self, c: &mut FileConfig) {
+        fn set<T: Clone>(to: &mut T, from: &Option<T>) {
+            if let Some(v) = from {
+                *to = v.clone();
+            }
+        }
+        if let Some(l) = self.listen {
+            c.listen = l.to_string();
+        }
+        set(&mut c.feed.kind, &self.feed);
+        set(&mut c.feed.symbols, &self.symbols);
+        set(&mut c.feed.rate, &self.rate);
+        set(&mut c.feed.seed, &self.seed);
+        set(&mut c.feed.backoff_ms, &self.feed_backoff_ms);
+        set(&mut c.feed.url, &self.feed_url);
+        set(&mut c.feed.rest_url, &self.rest_url);
+        set(&mut c.feed.instruments, &self.instruments);
+        set(&mut c.feed.price_scale, &self.price_scale);
+        set(&mut c.feed.size_scale, &self.size_scale);
+        set(&mut c.workers, &self.workers);
+        set(&mut c.book_threads, &self.book_threads);
+        let s = &mut c.session;
+        set(&mut s.max_queued_bytes, &self.max_queued_bytes);
+        set(&mut s.max_lag_ms, &self.slow_consumer_lag_ms);
+        set(&mut s.close_grace_ms, &self.close_grace_ms);
+        set(&mut s.ping_interval_ms, &self.ping_interval_ms);
+        set(&mut s.client_timeout_ms, &self.client_timeout_ms);
+        set(&mut s.max_message_bytes, &self.max_message_bytes);
+        set(&mut s.batch_window_us, &self.batch_window_us);
+        if self.no_permessage_deflate {
+            s.permessage_deflate = false;
+        }
+        set(&mut c.shutdown.drain_ms, &self.drain_ms);
+        if self.enable_fault_injection {
+            c.enable_fault_injection = true;
+        }
+    }
+
+    /// File, then environment, then flags; validated. Also returns notes to log.
+    fn resolve(&self) -> anyhow::Result<(ServerConfig, Vec<String>)> {
+        let loaded = FileConfig::load(self.config.as_deref(), std::env::vars())?;
+        let mut c = loaded.config;
+        self.apply(&mut c);
+        c.validate("command line")?;
+        Ok((c.to_server_config(), loaded.notes))
+    }
+}
+
 fn init_logging(json: bool) {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Logs go to stderr so that commands printing data (inspect) keep stdout clean.
@@ -304,22 +335,52 @@ fn init_logging(json: bool) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     if json {
-        builder.json().init();
+        builder.json().with_current_span(true).init();
     } else {
-        builder.init();
+        // Colours only for a person at a terminal, not in journald or a log file.
+        builder.with_ansi(std::io::stderr().is_terminal()).init();
     }
 }
 
 fn main() -> anyhow::Result<()> {
+    match run() {
+        Err(e) if e.is::<ConfigError>() => {
+            // A configuration mistake is the operator's, not a bug: no backtrace.
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+        other => other,
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging(cli.log_json);
     let args = match cli.command {
-        Some(Command::Serve(a)) => a,
-        Some(Command::Inspect(a)) => return inspect(a),
-        Some(Command::ExchangeSim(a)) => return exchange_sim(a),
+        Some(Command::Serve(a)) => *a,
+        Some(Command::Config(ConfigCommand::Check { file })) => {
+            let loaded = FileConfig::load(Some(&file), std::env::vars())?;
+            for n in &loaded.notes {
+                eprintln!("note: {n}");
+            }
+            println!("# {}: ok; effective settings:", file.display());
+            print!("{}", toml::to_string(&loaded.config)?);
+            return Ok(());
+        }
+        Some(Command::Inspect(a)) => {
+            init_logging(cli.log_json);
+            return inspect(a);
+        }
+        Some(Command::ExchangeSim(a)) => {
+            init_logging(cli.log_json);
+            return exchange_sim(a);
+        }
         None => ServeArgs::default(),
     };
-    let config = args.into_config();
+    let (config, notes) = args.resolve()?;
+    init_logging(cli.log_json || config.log_json);
+    for n in notes {
+        tracing::warn!("{n}");
+    }
     let system = actix_rt::System::new();
     system.block_on(async move {
         let adapter = build_adapter(&config.feed)?;

@@ -6,6 +6,9 @@
 //! Market data does not pass through the actor's mailbox at all: the router writes it
 //! straight into the outbox and the transport drains it (see `transport.rs`). When the actor
 //! stops, its subscriptions are removed so nothing is routed to a dead session.
+//!
+//! Every session event is logged inside the session's span (`session`, `peer`, `user`) and
+//! counted: connects, disconnects by reason, and active subscriptions by channel.
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -15,9 +18,10 @@ use bytes::Bytes;
 
 use tickwire_engine::domain::{Nanos, SymbolId, SymbolTable};
 use tickwire_engine::fanout::{CloseReason, Hub, SubscribeSpec};
-use tickwire_engine::tick::ChannelSet;
+use tickwire_engine::tick::{Channel, ChannelSet};
 use tickwire_engine::wire::{frame, Opcode};
 
+use crate::metrics::DisconnectReason;
 use crate::protocol::{self, ErrorCode, Request, RequestError};
 use crate::transport::SessionShared;
 use crate::worker::Worker;
@@ -34,7 +38,10 @@ pub struct Session {
     hub: std::sync::Arc<Hub>,
     negotiated: Negotiated,
     subscribed: Vec<SymbolId>,
-    peer: String,
+    /// Channels held per subscribed symbol, for the subscription gauges.
+    channels: std::collections::HashMap<SymbolId, ChannelSet>,
+    /// The client sent a close frame.
+    client_closed: bool,
 }
 
 impl Session {
@@ -44,7 +51,6 @@ impl Session {
         symbols: std::sync::Arc<SymbolTable>,
         hub: std::sync::Arc<Hub>,
         negotiated: Negotiated,
-        peer: String,
     ) -> Self {
         Session {
             shared,
@@ -53,7 +59,25 @@ impl Session {
             hub,
             negotiated,
             subscribed: Vec::new(),
-            peer,
+            channels: std::collections::HashMap::new(),
+            client_closed: false,
+        }
+    }
+
+    /// Records that `symbol`'s channels went from what we had to `now` (gauges by channel).
+    fn track_channels(&mut self, symbol: SymbolId, now: ChannelSet) {
+        let before = if now.is_empty() {
+            self.channels.remove(&symbol).unwrap_or_default()
+        } else {
+            self.channels.insert(symbol, now).unwrap_or_default()
+        };
+        let gauges = &self.worker.metrics.subscriptions;
+        for c in Channel::ALL {
+            match (before.contains(c), now.contains(c)) {
+                (false, true) => gauges[c as usize].inc(),
+                (true, false) => gauges[c as usize].dec(),
+                _ => {}
+            }
         }
     }
 
@@ -67,7 +91,7 @@ impl Session {
 
     fn reply_error(&self, err: &RequestError) {
         self.worker.metrics.request_errors.inc();
-        tracing::debug!(session = self.shared.id, peer = %self.peer, code = ?err.code, message = %err.message, "request refused");
+        tracing::debug!(parent: &self.shared.span, code = ?err.code, message = %err.message, "request refused");
         self.send(protocol::error(err, self.negotiated.msgpack));
     }
 
@@ -121,9 +145,11 @@ impl Session {
                     channels,
                     self.negotiated.msgpack,
                 ));
-                let mut router = self.worker.router.borrow_mut();
+                let worker = self.worker.clone();
+                let mut router = worker.router.borrow_mut();
                 for s in ids {
-                    router.subscribe(self.shared.id, &self.shared.outbox, s, spec);
+                    let now = router.subscribe(self.shared.id, &self.shared.outbox, s, spec);
+                    self.track_channels(s, now);
                     if !self.subscribed.contains(&s) {
                         self.subscribed.push(s);
                     }
@@ -139,9 +165,12 @@ impl Session {
                     Err(e) => return self.reply_error(&e),
                 };
                 {
-                    let mut router = self.worker.router.borrow_mut();
+                    let worker = self.worker.clone();
+                    let mut router = worker.router.borrow_mut();
                     for s in ids {
-                        if router.unsubscribe(self.shared.id, s, channels).is_empty() {
+                        let left = router.unsubscribe(self.shared.id, s, channels);
+                        self.track_channels(s, left);
+                        if left.is_empty() {
                             self.subscribed.retain(|x| *x != s);
                         }
                     }
@@ -193,7 +222,7 @@ impl Actor for Session {
         self.worker.add_session(self.shared.clone());
         self.worker.metrics.sessions_active.inc();
         self.worker.metrics.sessions_opened.inc();
-        tracing::debug!(session = self.shared.id, peer = %self.peer, "session opened");
+        tracing::info!(parent: &self.shared.span, "session opened");
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
@@ -203,9 +232,30 @@ impl Actor for Session {
         }
         drop(router);
         self.hub.remove_session_encoding(self.negotiated.encoding());
-        self.worker.metrics.sessions_active.dec();
-        let reason = self.shared.outbox.borrow().closing().map(|r| r.reason);
-        tracing::debug!(session = self.shared.id, peer = %self.peer, reason, "session closed");
+        let metrics = &self.worker.metrics;
+        for (_, held) in self.channels.drain() {
+            for c in held.iter() {
+                metrics.subscriptions[c as usize].dec();
+            }
+        }
+        metrics.sessions_active.dec();
+        let closing = self.shared.outbox.borrow().closing().cloned();
+        let why = match &closing {
+            // Only set when the client's close came first.
+            _ if self.client_closed => DisconnectReason::ClientClose,
+            Some(r) if r.code == CloseReason::SLOW_CONSUMER.code => DisconnectReason::SlowConsumer,
+            Some(r) if r.code == CloseReason::HEARTBEAT_TIMEOUT.code => DisconnectReason::Heartbeat,
+            Some(r) if r.code == CloseReason::GOING_AWAY.code => DisconnectReason::Shutdown,
+            // A protocol error, or a connection that dropped without a close frame.
+            _ => DisconnectReason::Error,
+        };
+        metrics.disconnect(why);
+        tracing::info!(
+            parent: &self.shared.span,
+            reason = why.as_str(),
+            code = closing.as_ref().map(|r| r.code),
+            "session closed"
+        );
         // The worker's sweep cuts the connection if this close frame cannot get out.
         self.close(CloseReason {
             code: 1000,
@@ -227,6 +277,7 @@ impl StreamHandler<Result<Inbound, InboundError>> for Session {
             Ok(Inbound::Ping(payload)) => self.send(frame(Opcode::Pong, &payload)),
             Ok(Inbound::Pong) => {}
             Ok(Inbound::Close(reason)) => {
+                self.client_closed = self.shared.outbox.borrow().closing().is_none();
                 let code = reason.map(|(code, _)| code).unwrap_or(1000);
                 // Echo the client's code, as RFC 6455 asks, then end.
                 let code = if matches!(code, 1000..=1003 | 1007..=1011 | 3000..=4999) {
@@ -243,7 +294,7 @@ impl StreamHandler<Result<Inbound, InboundError>> for Session {
                     code: err.close_code(),
                     reason: err.close_reason(),
                 };
-                tracing::info!(session = self.shared.id, peer = %self.peer, error = %err, "closing on protocol error");
+                tracing::info!(parent: &self.shared.span, error = %err, "closing on protocol error");
                 self.close(reason);
                 ctx.stop();
             }

@@ -8,6 +8,14 @@
 //! slow client's data waits, and where it is conflated and bounded. Frames arrive already
 //! encoded (shared by every subscriber), so the body returns them as they are: no copy and
 //! no allocation per client per tick.
+//!
+//! The body also counts what it hands to the socket (frames and bytes by channel, into
+//! per-session `Cell`s that the worker's sweep moves to the global metrics) and samples the
+//! internal latency of one market-data frame in `latency_sample_every`: the frame's
+//! `recv_ts` is read back from its JSON header and compared with the wall clock at the
+//! moment the frame is handed to actix-http for writing. Frames are counted one by one,
+//! before batching; compressed and MessagePack frames are counted as `encoded` (their
+//! channel is not sniffed) and are not latency-sampled.
 
 use std::cell::Cell;
 use std::convert::Infallible;
@@ -15,6 +23,7 @@ use std::future::Future;
 use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -23,8 +32,11 @@ use bytes::Bytes;
 use tokio::time::Sleep;
 
 use tickwire_engine::batch;
-use tickwire_engine::fanout::SharedOutbox;
+use tickwire_engine::domain::Nanos;
+use tickwire_engine::fanout::{OutboxStats, SharedOutbox};
 use tickwire_engine::wire::Opcode;
+
+use crate::metrics::{recv_ts_of_frame, Metrics, OutClass, OUT_CLASSES};
 
 /// State shared by a session actor, its transport body and its worker's sweep.
 pub struct SessionShared {
@@ -40,9 +52,83 @@ pub struct SessionShared {
     pub fd: Option<RawFd>,
     /// When a closing session's connection will be cut.
     pub close_deadline: Cell<Option<Instant>>,
+    /// The session's tracing span (session id, peer, user); every session event is logged
+    /// in it.
+    pub span: tracing::Span,
+    pub metrics: Arc<Metrics>,
+    /// Frames and bytes handed to the socket since the last sweep, by [`OutClass`].
+    pub out_frames: [Cell<u64>; OUT_CLASSES],
+    pub out_bytes: [Cell<u64>; OUT_CLASSES],
+    /// Market-data frames until the next latency sample.
+    pub sample_countdown: Cell<u32>,
+    /// The outbox counters already added to the global metrics.
+    pub reported: Cell<OutboxStats>,
 }
 
 impl SessionShared {
+    /// State for a new session.
+    pub fn new(
+        id: u64,
+        outbox: SharedOutbox,
+        fd: Option<RawFd>,
+        span: tracing::Span,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let now = Instant::now();
+        SessionShared {
+            id,
+            outbox,
+            last_seen: Cell::new(now),
+            last_ping: Cell::new(now),
+            body_alive: Cell::new(true),
+            fd,
+            close_deadline: Cell::new(None),
+            span,
+            sample_countdown: Cell::new(1),
+            metrics,
+            out_frames: Default::default(),
+            out_bytes: Default::default(),
+            reported: Cell::new(OutboxStats::default()),
+        }
+    }
+
+    /// Moves this session's counts since the last call into the global metrics. Called by
+    /// the sweep and once more when the session leaves the registry.
+    pub fn flush_counters(&self) {
+        let m = &self.metrics;
+        for i in 0..OUT_CLASSES {
+            m.frames_out[i].add(self.out_frames[i].replace(0));
+            m.bytes_out[i].add(self.out_bytes[i].replace(0));
+        }
+        let now = self.outbox.borrow().stats();
+        let before = self.reported.replace(now);
+        m.conflated
+            .add(now.conflated.saturating_sub(before.conflated));
+        m.throttled
+            .add(now.throttled.saturating_sub(before.throttled));
+    }
+
+    /// Counts a frame handed to the socket and samples its latency now and then.
+    #[inline]
+    fn count_out(&self, frame: &[u8]) {
+        let class = OutClass::of_frame(frame);
+        let i = class as usize;
+        self.out_frames[i].set(self.out_frames[i].get() + 1);
+        self.out_bytes[i].set(self.out_bytes[i].get() + frame.len() as u64);
+        if class.is_market_data() {
+            let n = self.sample_countdown.get();
+            if n <= 1 {
+                self.sample_countdown.set(self.metrics.latency_sample_every);
+                if let Some(recv_ts) = recv_ts_of_frame(frame) {
+                    let ns = Nanos::now().0.saturating_sub(recv_ts).max(0);
+                    self.metrics.latency.observe_ns(ns as u64);
+                }
+            } else {
+                self.sample_countdown.set(n - 1);
+            }
+        }
+    }
+
     /// Cuts the TCP connection (both directions). The connection's dispatcher then fails
     /// its next read or write and drops everything.
     pub fn cut(&self) {
@@ -146,7 +232,10 @@ impl MessageBody for WsBody {
         }
         let Some(batching) = this.batching.as_mut() else {
             return match outbox.next_frame(cx.waker()) {
-                Some(frame) => Poll::Ready(Some(Ok(frame))),
+                Some(frame) => {
+                    this.shared.count_out(&frame);
+                    Poll::Ready(Some(Ok(frame)))
+                }
                 None if outbox.finished() => Poll::Ready(None),
                 None => Poll::Pending,
             };
@@ -166,7 +255,10 @@ impl MessageBody for WsBody {
         let first = match batching.carry.take() {
             Some(f) => f,
             None => match outbox.next_frame(cx.waker()) {
-                Some(f) => f,
+                Some(f) => {
+                    this.shared.count_out(&f);
+                    f
+                }
                 None if outbox.finished() => return Poll::Ready(None),
                 None => return Poll::Pending,
             },
@@ -179,15 +271,15 @@ impl MessageBody for WsBody {
         let mut group = vec![first];
         while size < MAX_BATCH_BYTES && group.len() < MAX_BATCH_FRAMES {
             match outbox.next_frame(cx.waker()) {
-                Some(f)
-                    if data_opcode(&f) == Some(opcode) && batch::is_deflated(&f) == compressed =>
-                {
-                    size += f.len();
-                    group.push(f);
-                }
                 Some(f) => {
-                    batching.carry = Some(f);
-                    break;
+                    this.shared.count_out(&f);
+                    if data_opcode(&f) == Some(opcode) && batch::is_deflated(&f) == compressed {
+                        size += f.len();
+                        group.push(f);
+                    } else {
+                        batching.carry = Some(f);
+                        break;
+                    }
                 }
                 None => break,
             }

@@ -6,10 +6,16 @@
 //! that queue, and spawns the *sweep*, one timer per worker (not per session) that sends
 //! heartbeats, closes slow consumers and silent clients, and cuts connections whose close
 //! did not complete in time.
+//!
+//! The sweep is also where per-session counters reach the global metrics (see
+//! `metrics.rs`), and where a graceful shutdown closes sessions: once the server is
+//! draining, each session is closed 1001 "going away" as soon as its queued output has been
+//! written (or after `shutdown_flush`, whichever is first).
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -32,6 +38,10 @@ pub struct Worker {
     sessions: RefCell<HashMap<u64, Rc<SessionShared>>>,
     next_session: Cell<u64>,
     index: usize,
+    /// Router resyncs already added to the global metrics.
+    reported_resyncs: Cell<u64>,
+    /// When this worker first saw the server draining.
+    drain_started: Cell<Option<Instant>>,
 }
 
 impl Worker {
@@ -54,6 +64,8 @@ impl Worker {
                 sessions: RefCell::new(HashMap::new()),
                 next_session: Cell::new(0),
                 index,
+                reported_resyncs: Cell::new(0),
+                drain_started: Cell::new(None),
             });
             actix_rt::spawn(Router::run(router));
             actix_rt::spawn(sweep(Rc::downgrade(&worker)));
@@ -95,11 +107,33 @@ async fn sweep(worker: std::rc::Weak<Worker>) {
         let now = Instant::now();
         let limits = &w.limits;
         // Connections that are gone leave the registry; their actors have stopped too.
-        w.sessions.borrow_mut().retain(|_, s| s.body_alive.get());
+        w.sessions.borrow_mut().retain(|_, s| {
+            s.flush_counters();
+            s.body_alive.get()
+        });
+        let resyncs = w.router.borrow().stats().resyncs;
+        w.metrics
+            .router_resyncs
+            .add(resyncs - w.reported_resyncs.replace(resyncs));
+        let draining = w.metrics.draining.load(Ordering::Relaxed);
+        if draining && w.drain_started.get().is_none() {
+            w.drain_started.set(Some(now));
+            tracing::info!(
+                worker = w.index,
+                sessions = w.sessions.borrow().len(),
+                "draining: closing sessions 1001 once their output is flushed"
+            );
+        }
+        let flush_over = w
+            .drain_started
+            .get()
+            .is_some_and(|t| now.duration_since(t) >= limits.shutdown_flush);
         for s in w.sessions.borrow().values() {
             let mut outbox = s.outbox.borrow_mut();
             if outbox.closing().is_none() {
-                if outbox.sweep_lag(now) > limits.max_lag {
+                if draining && (outbox.queued_bytes() == 0 || flush_over) {
+                    outbox.close(CloseReason::GOING_AWAY);
+                } else if outbox.sweep_lag(now) > limits.max_lag {
                     outbox.close(CloseReason::SLOW_CONSUMER);
                 } else if now.duration_since(s.last_seen.get()) > limits.client_timeout {
                     outbox.close(CloseReason::HEARTBEAT_TIMEOUT);
@@ -113,13 +147,16 @@ async fn sweep(worker: std::rc::Weak<Worker>) {
                     None => {
                         if reason.code == CloseReason::SLOW_CONSUMER.code {
                             w.metrics.slow_consumer_closes.inc();
-                            tracing::info!(session = s.id, "closing slow consumer");
+                            tracing::info!(parent: &s.span, "closing slow consumer");
+                        } else if reason.code == CloseReason::HEARTBEAT_TIMEOUT.code {
+                            w.metrics.heartbeat_closes.inc();
+                            tracing::info!(parent: &s.span, "closing silent client");
                         }
                         s.close_deadline.set(Some(now + limits.close_grace));
                     }
                     Some(deadline) if now >= deadline && s.body_alive.get() => {
                         tracing::info!(
-                            session = s.id,
+                            parent: &s.span,
                             code = reason.code,
                             "close did not complete; cutting connection"
                         );

@@ -86,6 +86,20 @@ fn silent_client_is_pinged_then_closed_4000() {
         waited >= Duration::from_millis(900) && waited < Duration::from_secs(3),
         "closed after {waited:?}"
     );
+    // Counted once, under its own reason, once the connection is gone.
+    drop(s);
+    let end = Instant::now() + Duration::from_secs(5);
+    while server.stats()["sessions_active"] != 0 {
+        assert!(Instant::now() < end, "session never ended");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stats = server.stats();
+    assert_eq!(stats["heartbeat_closes"], 1);
+    assert_eq!(stats["disconnects_heartbeat"], 1);
+    assert_eq!(stats["disconnects_error"], 0);
+    assert!(server
+        .get("/metrics")
+        .contains("tickwire_disconnects_total{reason=\"heartbeat\"} 1\n"));
 }
 
 #[tokio::test]
@@ -108,4 +122,5 @@ async fn client_answering_pings_stays_connected() {
         .recv_until(Duration::from_secs(2), |m| m["type"] == "pong")
         .await;
     assert_eq!(pong["id"], 1);
+    assert_eq!(server.stats()["heartbeat_closes"], 0);
 }

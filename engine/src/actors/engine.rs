@@ -11,7 +11,7 @@
 //! share one arbiter: their work is I/O and parsing, and keeping them off the book threads
 //! keeps a slow upstream from delaying books.
 
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -61,6 +61,18 @@ pub enum EngineError {
 struct FeedEntry {
     name: String,
     addr: Addr<FeedHandler>,
+    symbols: Vec<SymbolId>,
+    events: Arc<AtomicU64>,
+}
+
+/// What the engine tells about one running feed (for metrics and readiness).
+pub struct FeedInfo<'a> {
+    /// The adapter's name.
+    pub name: &'a str,
+    /// The symbols this feed publishes.
+    pub symbols: &'a [SymbolId],
+    /// Events the feed has emitted to books since the engine started.
+    pub events: u64,
 }
 
 /// A running engine: feeds, books and the hub they publish to.
@@ -120,15 +132,29 @@ impl Engine {
             let ids: Vec<SymbolId> = range.map(|i| SymbolId(i as u32)).collect();
             let (syms, bks, backoff) = (symbols.clone(), books.clone(), config.backoff);
             let ids_for_actor = ids.clone();
+            let events = Arc::new(AtomicU64::new(0));
+            let events_for_actor = events.clone();
             let addr = Supervisor::start_in_arbiter(&feed_arbiter.handle(), move |_| {
-                FeedHandler::new(adapter, syms, ids_for_actor, bks, backoff)
+                FeedHandler::new(
+                    adapter,
+                    syms,
+                    ids_for_actor,
+                    bks,
+                    backoff,
+                    events_for_actor.clone(),
+                )
             });
             for id in &ids {
                 books[id.index()]
                     .addr
                     .do_send(SetFeed(addr.clone().recipient()));
             }
-            feeds.push(FeedEntry { name, addr });
+            feeds.push(FeedEntry {
+                name,
+                addr,
+                symbols: ids,
+                events,
+            });
         }
         arbiters.push(feed_arbiter);
         Ok(Engine {
@@ -158,6 +184,15 @@ impl Engine {
     /// Names of the running feeds.
     pub fn feed_names(&self) -> impl Iterator<Item = &str> {
         self.feeds.iter().map(|f| f.name.as_str())
+    }
+
+    /// Every running feed with its symbols and event count.
+    pub fn feeds(&self) -> impl Iterator<Item = FeedInfo<'_>> {
+        self.feeds.iter().map(|f| FeedInfo {
+            name: &f.name,
+            symbols: &f.symbols,
+            events: f.events.load(std::sync::atomic::Ordering::Relaxed),
+        })
     }
 
     /// Makes the named feed's session fail (operations drills and tests).

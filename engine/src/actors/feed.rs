@@ -72,12 +72,13 @@ impl FeedHandler {
         symbols_of_feed: Vec<SymbolId>,
         books: Arc<[BookHandle]>,
         backoff: Backoff,
+        events: Arc<std::sync::atomic::AtomicU64>,
     ) -> Self {
         let (tx, rx) = mpsc::channel(1024);
         FeedHandler {
             name: adapter.name().to_string(),
             adapter: Some(adapter),
-            io: Some(FeedIo::new(symbols, books.clone(), rx)),
+            io: Some(FeedIo::new(symbols, books.clone(), rx, events)),
             control: tx,
             symbols_of_feed,
             books,

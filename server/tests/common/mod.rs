@@ -43,6 +43,11 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start tickwire");
+        Server::adopt(port, child)
+    }
+
+    /// Takes over a started server process and waits until it answers on `port`.
+    pub fn adopt(port: u16, child: Child) -> Server {
         let server = Server { port, child };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
@@ -73,7 +78,20 @@ impl Server {
         self.request("POST", path).expect("HTTP POST")
     }
 
+    /// A plain HTTP/1.1 GET; returns the whole response (status line, headers, body).
+    pub fn raw_get(&self, path: &str) -> String {
+        self.raw_request("GET", path).expect("HTTP GET")
+    }
+
     fn request(&self, method: &str, path: &str) -> std::io::Result<String> {
+        let out = self.raw_request(method, path)?;
+        Ok(out
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default())
+    }
+
+    fn raw_request(&self, method: &str, path: &str) -> std::io::Result<String> {
         let mut s = TcpStream::connect(("127.0.0.1", self.port))?;
         s.set_read_timeout(Some(Duration::from_secs(5)))?;
         write!(
@@ -82,10 +100,7 @@ impl Server {
         )?;
         let mut out = String::new();
         s.read_to_string(&mut out)?;
-        Ok(out
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default())
+        Ok(out)
     }
 
     pub fn stats(&self) -> Value {
