@@ -237,6 +237,18 @@ fn report(out: &Path, files: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
+/// A run where no client connected measured nothing: fail so scripts notice.
+fn ensure_connected(r: &RunResult) -> Result<()> {
+    if r.conns.connected == 0 {
+        bail!(
+            "no client connected to {}: {:?}",
+            r.scenario.url,
+            r.conns.disconnects
+        );
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
@@ -249,6 +261,7 @@ fn main() -> Result<()> {
                 progress: !out.quiet,
             })?;
             write_outputs(&r, &out)?;
+            ensure_connected(&r)?;
         }
         Cmd::Idle { o, hold, out } => {
             let mut sc = o.scenario()?;
@@ -266,6 +279,7 @@ fn main() -> Result<()> {
                 progress: !out.quiet,
             })?;
             write_outputs(&r, &out)?;
+            ensure_connected(&r)?;
             match &r.server {
                 Some(sv) => println!(
                     "IDLE: {} clients open, server RSS {} KiB before connecting -> {} KiB after {:.0} s hold (peak {} KiB): {} KiB per connection",

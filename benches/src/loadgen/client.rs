@@ -108,7 +108,7 @@ fn with_stats<R>(ctx: &ClientCtx, f: impl FnOnce(&mut WorkerStats) -> R) -> R {
     f(&mut g)
 }
 
-fn conns<'a>(s: &'a mut WorkerStats, stalled: bool) -> &'a mut ConnStats {
+fn conns(s: &mut WorkerStats, stalled: bool) -> &mut ConnStats {
     if stalled {
         &mut s.stalled
     } else {

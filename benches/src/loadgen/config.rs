@@ -155,7 +155,7 @@ impl Scenario {
         if self.connect_rate == 0 || self.threads == 0 || self.subscribe_batch == 0 {
             return bad("connect_rate, threads and subscribe_batch must be > 0");
         }
-        if !(self.duration_s > 0.0) || self.warmup_s < 0.0 {
+        if self.duration_s.is_nan() || self.duration_s <= 0.0 || self.warmup_s < 0.0 {
             return bad("duration_s must be > 0 and warmup_s >= 0");
         }
         for c in &self.channels {

@@ -154,6 +154,14 @@ pub fn raise_nofile(want: u64) -> io::Result<u64> {
     Ok(n.rlim_cur)
 }
 
+/// The 1/5/15-minute load averages from `/proc/loadavg` (other work on a shared machine shows
+/// up here, and in latency).
+pub fn loadavg() -> Option<[f64; 3]> {
+    let s = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let mut it = s.split_whitespace().map(|v| v.parse::<f64>().ok());
+    Some([it.next()??, it.next()??, it.next()??])
+}
+
 /// Linux TCP state of a socket (`tcpi_state`): 1 ESTABLISHED, 7 CLOSE, 8 CLOSE_WAIT, ...
 pub fn tcp_state(fd: std::os::fd::RawFd) -> io::Result<u8> {
     let mut info = [0u8; 256];
@@ -198,5 +206,6 @@ mod tests {
         let port = l.local_addr().unwrap().port();
         assert_eq!(find_listener_pid(port), None);
         assert!(raise_nofile(256).unwrap() >= 256);
+        assert!(loadavg().unwrap().iter().all(|v| *v >= 0.0));
     }
 }

@@ -134,7 +134,10 @@ pub fn subscribe_request(
 mod tests {
     use super::*;
 
-    fn collect(s: &str) -> Vec<(Kind, Option<String>, Option<u64>, Option<u64>, Option<i64>)> {
+    /// (kind, symbol, seq, chan_seq, recv_ts) of each parsed message.
+    type Seen = (Kind, Option<String>, Option<u64>, Option<u64>, Option<i64>);
+
+    fn collect(s: &str) -> Vec<Seen> {
         let mut buf = s.as_bytes().to_vec();
         let mut out = Vec::new();
         Parser::default()

@@ -67,6 +67,13 @@ pub struct RunResult {
     pub server: Option<ServerResources>,
     pub loadgen_cpu_pct_mean: f64,
     pub loadgen_cpu_pct_max: f64,
+    /// Machine load averages (1/5/15 min) at the start and end of the run.
+    #[serde(default)]
+    pub loadavg_start: Option<[f64; 3]>,
+    #[serde(default)]
+    pub loadavg_end: Option<[f64; 3]>,
+    #[serde(default)]
+    pub cpus: usize,
     pub series: Vec<SeriesPoint>,
 }
 
@@ -196,6 +203,18 @@ pub fn summary(r: &RunResult) -> String {
         s,
         "load generator: CPU mean {:.0}% max {:.0}% over {} threads (100% = one core)",
         r.loadgen_cpu_pct_mean, r.loadgen_cpu_pct_max, r.generator_threads
+    );
+    let la = |v: Option<[f64; 3]>| {
+        v.map_or("-".into(), |v| {
+            format!("{:.2} {:.2} {:.2}", v[0], v[1], v[2])
+        })
+    };
+    let _ = writeln!(
+        s,
+        "machine: {} CPUs; load average at start {} / at end {}",
+        r.cpus,
+        la(r.loadavg_start),
+        la(r.loadavg_end)
     );
     s
 }

@@ -5,7 +5,7 @@
 
 use super::client::{run_client, ClientCtx, Shared};
 use super::config::{symbol_name, Scenario, SymbolPicker};
-use super::procstat::{find_listener_pid, raise_nofile, rss_kib, CpuMeter};
+use super::procstat::{find_listener_pid, loadavg, raise_nofile, rss_kib, CpuMeter};
 use super::report::{RunResult, SeriesPoint, ServerResources};
 use super::stats::{
     new_histogram, percentile_distribution, ConnStats, Counters, LatencySummary, WorkerStats,
@@ -119,6 +119,7 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, RunError> {
     let baseline_rss = pid.and_then(|p| rss_kib(p).ok()).unwrap_or(0);
     sampler.peak_rss = baseline_rss;
 
+    let loadavg_start = loadavg();
     let t0 = Instant::now();
     let shared = Arc::new(Shared {
         url: sc.url.clone(),
@@ -366,6 +367,11 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, RunError> {
         server,
         loadgen_cpu_pct_mean: mean(&own_samples),
         loadgen_cpu_pct_max: max(&own_samples),
+        loadavg_start,
+        loadavg_end: loadavg(),
+        // Online CPUs of the machine (not this process's affinity mask, which taskset narrows).
+        // SAFETY: sysconf has no memory-safety preconditions.
+        cpus: unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(0) as usize,
         series,
     })
 }
