@@ -32,6 +32,8 @@ struct Behavior {
     pad: usize,
     /// A send that does not complete within this is a slow consumer: close with 1008.
     stall_timeout: Option<Duration>,
+    /// After queueing the 1008 close, cut the connection if it has not left within this.
+    close_grace: Option<Duration>,
 }
 
 fn now_ns() -> i64 {
@@ -73,7 +75,7 @@ async fn serve_conn(stream: tokio::net::TcpStream, b: Behavior) {
         return;
     }
     // Drain whatever else the client sends (close frames, pings).
-    tokio::spawn(async move { while let Some(Ok(_)) = rx.next().await {} });
+    let reader = tokio::spawn(async move { while let Some(Ok(_)) = rx.next().await {} });
 
     // Producer stamps recv_ts; the sender holds each message until stamp + delay.
     let (qtx, mut qrx) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, String)>();
@@ -112,12 +114,21 @@ async fn serve_conn(stream: tokio::net::TcpStream, b: Behavior) {
                 Err(_) => {
                     // Slow consumer: close with 1008. The close frame queues behind what the
                     // client has not read; it reaches the client once it drains.
-                    let _ = tx
-                        .send(Message::Close(Some(CloseFrame {
-                            code: CloseCode::Policy,
-                            reason: "slow consumer".into(),
-                        })))
-                        .await;
+                    let close = tx.send(Message::Close(Some(CloseFrame {
+                        code: CloseCode::Policy,
+                        reason: "slow consumer".into(),
+                    })));
+                    match b.close_grace {
+                        Some(g) => {
+                            if tokio::time::timeout(g, close).await.is_err() {
+                                // Cut: drop both halves of the socket.
+                                reader.abort();
+                            }
+                        }
+                        None => {
+                            let _ = close.await;
+                        }
+                    }
                     return;
                 }
             },
@@ -173,8 +184,12 @@ fn scenario(addr: SocketAddr, clients: u32, stalled: u32, duration_s: f64) -> Sc
 }
 
 fn run_against(addr: SocketAddr, clients: u32, stalled: u32, duration_s: f64) -> RunResult {
+    run_scenario(scenario(addr, clients, stalled, duration_s))
+}
+
+fn run_scenario(scenario: Scenario) -> RunResult {
     run(&RunOptions {
-        scenario: scenario(addr, clients, stalled, duration_s),
+        scenario,
         label: "test-server".into(),
         server_pid: Some(std::process::id()),
         progress: false,
@@ -278,4 +293,51 @@ fn stalled_clients_report_close_1008() {
     );
     // The healthy clients kept receiving meanwhile.
     assert!(r.window.msgs[1] > 100, "{:?}", r.window);
+}
+
+#[test]
+fn stalled_clients_cut_without_close_frame_are_not_reported_as_1008() {
+    let addr = start_server(Behavior {
+        rounds: 100_000,
+        interval: Duration::from_millis(2),
+        pad: 8 * 1024,
+        stall_timeout: Some(Duration::from_millis(300)),
+        close_grace: Some(Duration::from_millis(300)),
+        ..Default::default()
+    });
+    let r = run_against(addr, 1, 3, 4.0);
+    assert_eq!(r.stalled.connected, 3, "{:?}", r.stalled);
+    // The server gave up on them: each is seen closed, but no close frame ever arrived.
+    assert_eq!(r.stalled.stalled_closed_by_server, 3, "{:?}", r.stalled);
+    assert_eq!(r.stalled.close_codes.get("1008"), None, "{:?}", r.stalled);
+    assert_eq!(r.stalled.disconnects.get("still open at end"), None);
+}
+
+#[test]
+fn stalled_clients_resuming_early_read_the_1008_close() {
+    // The close frame waits 10 s behind the unread data; the clients read again after 1 s.
+    let addr = start_server(Behavior {
+        rounds: 100_000,
+        interval: Duration::from_millis(2),
+        pad: 8 * 1024,
+        stall_timeout: Some(Duration::from_millis(300)),
+        close_grace: Some(Duration::from_secs(10)),
+        ..Default::default()
+    });
+    let mut sc = scenario(addr, 1, 3, 4.0);
+    sc.stall_read_after_s = 1.0;
+    let r = run_scenario(sc);
+    assert_eq!(
+        r.stalled.close_codes.get("1008").copied(),
+        Some(3),
+        "{:?}",
+        r.stalled
+    );
+    assert_eq!(r.stalled.stalled_closed_by_server, 3);
+    // They saw the close while the run was still going, not in the final drain.
+    assert!(
+        r.stalled.stalled_close_times_s.iter().all(|t| *t < 4.0),
+        "{:?}",
+        r.stalled.stalled_close_times_s
+    );
 }

@@ -37,6 +37,8 @@ pub struct Shared {
     pub throttle_ms: u32,
     pub subscribe_batch: usize,
     pub stalled_rcvbuf: u32,
+    /// See [`Scenario::stall_read_after_s`](super::config::Scenario::stall_read_after_s).
+    pub stall_read_after: Option<Duration>,
     /// Messages count towards the measurement window only while this is set.
     pub measuring: AtomicBool,
     /// Connections currently open (healthy and stalled).
@@ -260,49 +262,70 @@ async fn run_healthy(ctx: &mut ClientCtx, mut ws: WebSocketStream<TcpStream>, n_
 
 async fn run_stalled(ctx: &mut ClientCtx, mut ws: WebSocketStream<TcpStream>) {
     let fd = ws.get_ref().as_raw_fd();
+    let subscribed_at = tokio::time::Instant::now();
+    let resume_at = ctx.shared.stall_read_after.map(|d| subscribed_at + d);
     let mut closed_seen = false;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
-    // Never read while the run goes on; only watch whether the server dropped us.
-    while !*ctx.stop.borrow() {
+    let mark_closed = |ctx: &ClientCtx| {
+        let t = ctx.shared.t0.elapsed().as_secs_f64();
+        with_stats(ctx, |s| {
+            s.stalled.stalled_closed_by_server += 1;
+            s.stalled.stalled_close_times_s.push(t);
+        });
+    };
+    // Never read while stalled; only watch whether the server dropped us (a FIN or an
+    // acceptable RST changes the TCP state; behind a zero window it may not).
+    while !*ctx.stop.borrow() && resume_at.is_none_or(|r| tokio::time::Instant::now() < r) {
         tokio::select! {
             _ = tick.tick() => {}
             _ = ctx.stop.changed() => break,
         }
-        if !closed_seen {
-            match tcp_state(fd) {
-                Ok(TCP_ESTABLISHED) => {}
-                _ => {
-                    closed_seen = true;
-                    let t = ctx.shared.t0.elapsed().as_secs_f64();
-                    with_stats(ctx, |s| {
-                        s.stalled.stalled_closed_by_server += 1;
-                        s.stalled.stalled_close_times_s.push(t);
-                    });
-                }
-            }
+        if !closed_seen && !matches!(tcp_state(fd), Ok(TCP_ESTABLISHED)) {
+            closed_seen = true;
+            mark_closed(ctx);
         }
     }
-    // Drain what the kernel buffered to find the close frame, if the server sent one.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    // Read what the kernel buffered to find the close frame, if the server sent one: until the
+    // run stops (when resuming early) and then for at most 3 s more.
+    let mut deadline: Option<tokio::time::Instant> = None;
     loop {
-        match tokio::time::timeout_at(deadline, ws.next()).await {
-            Err(_) => {
+        if deadline.is_none() && *ctx.stop.borrow() {
+            deadline = Some(tokio::time::Instant::now() + Duration::from_secs(3));
+        }
+        let next = async {
+            match deadline {
+                Some(d) => tokio::time::timeout_at(d, ws.next()).await.ok(),
+                None => tokio::select! {
+                    m = ws.next() => Some(m),
+                    _ = ctx.stop.changed() => None,
+                },
+            }
+        };
+        let ended = match next.await {
+            None if deadline.is_some() => {
                 with_stats(ctx, |s| s.stalled.disconnect("still open at end"));
                 return;
             }
-            Ok(Some(Ok(Message::Close(f)))) => {
+            None => continue, // the run stopped: set the deadline and go on draining
+            Some(Some(Ok(Message::Close(f)))) => {
                 with_stats(ctx, |s| record_close(&mut s.stalled, f));
-                return;
+                true
             }
-            Ok(Some(Ok(_))) => {}
-            Ok(Some(Err(e))) => {
+            Some(Some(Ok(_))) => false,
+            Some(Some(Err(e))) => {
                 with_stats(ctx, |s| s.stalled.disconnect(format!("error: {e}")));
-                return;
+                true
             }
-            Ok(None) => {
+            Some(None) => {
                 with_stats(ctx, |s| s.stalled.disconnect("eof"));
-                return;
+                true
             }
+        };
+        if ended {
+            if !closed_seen {
+                mark_closed(ctx);
+            }
+            return;
         }
     }
 }

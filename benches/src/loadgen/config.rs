@@ -97,6 +97,11 @@ pub struct Scenario {
     /// SO_RCVBUF for stalled clients in bytes (0 = kernel default), so a server notices a
     /// stalled reader quickly.
     pub stalled_rcvbuf: u32,
+    /// Seconds after subscribing at which stalled clients start reading again (0 = not
+    /// before the run ends). A server that closes a stalled client queues its 1008 close
+    /// frame behind the data the client has not read; it only reaches the client if the client
+    /// reads before the server gives up on delivering it and cuts the connection.
+    pub stall_read_after_s: f64,
     /// Seed for the Zipf draw.
     pub seed: u64,
     pub server: ServerSpec,
@@ -123,6 +128,7 @@ impl Default for Scenario {
             threads: 1,
             source_addrs: 0,
             stalled_rcvbuf: 4096,
+            stall_read_after_s: 0.0,
             seed: 7,
             server: ServerSpec::default(),
         }

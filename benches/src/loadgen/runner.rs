@@ -129,6 +129,8 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, RunError> {
         throttle_ms: sc.throttle_ms,
         subscribe_batch: sc.subscribe_batch as usize,
         stalled_rcvbuf: sc.stalled_rcvbuf,
+        stall_read_after: (sc.stall_read_after_s > 0.0)
+            .then(|| Duration::from_secs_f64(sc.stall_read_after_s)),
         measuring: AtomicBool::new(false),
         open: AtomicI64::new(0),
         t0,

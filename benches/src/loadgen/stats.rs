@@ -91,9 +91,11 @@ pub struct ConnStats {
     /// Why connections ended before the generator closed them ("close 1008", "eof",
     /// "io error", ...), with counts. Connect failures are keyed "connect: <error>".
     pub disconnects: BTreeMap<String, u64>,
-    /// Stalled clients the server had closed (TCP FIN/RST seen while stalled).
+    /// Stalled clients the server closed: TCP FIN/RST seen while stalled, or a close frame,
+    /// EOF or reset when they read again.
     pub stalled_closed_by_server: u64,
-    /// Seconds from run start to each stalled client's observed close.
+    /// Seconds from run start to each stalled client's observed close (an upper bound when
+    /// it was only seen on reading again).
     pub stalled_close_times_s: Vec<f64>,
     /// First few `error` messages the server sent, verbatim fields.
     pub server_errors: Vec<String>,
