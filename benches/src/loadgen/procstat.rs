@@ -77,6 +77,64 @@ impl CpuMeter {
     }
 }
 
+/// Per-CPU utilisation from `/proc/stat` between successive samples. On loopback the kernel's
+/// TCP work (softirq) is not charged to any process, so per-process CPU alone can hide a
+/// saturated core; this shows it.
+#[derive(Default)]
+pub struct MachineCpuMeter {
+    /// Per CPU: (total jiffies, idle+iowait jiffies, softirq jiffies).
+    last: Vec<(u64, u64, u64)>,
+}
+
+/// One sample of [`MachineCpuMeter`]: percent busy and percent softirq per CPU.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct CpuBusy {
+    pub busy_pct: Vec<f64>,
+    pub softirq_pct: Vec<f64>,
+}
+
+impl MachineCpuMeter {
+    fn read() -> Vec<(u64, u64, u64)> {
+        let Ok(s) = std::fs::read_to_string("/proc/stat") else {
+            return Vec::new();
+        };
+        s.lines()
+            .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+            .map(|l| {
+                let v: Vec<u64> = l
+                    .split_whitespace()
+                    .skip(1)
+                    .map(|x| x.parse().unwrap_or(0))
+                    .collect();
+                let g = |i: usize| v.get(i).copied().unwrap_or(0);
+                // user nice system idle iowait irq softirq steal
+                let total = (0..8).map(g).sum();
+                (total, g(3) + g(4), g(6))
+            })
+            .collect()
+    }
+
+    pub fn new() -> Self {
+        Self { last: Self::read() }
+    }
+
+    /// Utilisation per CPU since the previous call.
+    pub fn sample(&mut self) -> CpuBusy {
+        let now = Self::read();
+        let mut out = CpuBusy::default();
+        for (a, b) in self.last.iter().zip(&now) {
+            let dt = b.0.saturating_sub(a.0).max(1) as f64;
+            let idle = b.1.saturating_sub(a.1) as f64;
+            let soft = b.2.saturating_sub(a.2) as f64;
+            out.busy_pct
+                .push(((dt - idle) / dt * 100.0).clamp(0.0, 100.0));
+            out.softirq_pct.push((soft / dt * 100.0).clamp(0.0, 100.0));
+        }
+        self.last = now;
+        out
+    }
+}
+
 /// Finds the pid of the process listening on TCP `port` (IPv4 or IPv6) by matching the
 /// socket inode from `/proc/net/tcp{,6}` against `/proc/*/fd`.
 pub fn find_listener_pid(port: u16) -> Option<u32> {
@@ -207,5 +265,10 @@ mod tests {
         assert_eq!(find_listener_pid(port), None);
         assert!(raise_nofile(256).unwrap() >= 256);
         assert!(loadavg().unwrap().iter().all(|v| *v >= 0.0));
+        let mut mc = MachineCpuMeter::new();
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        let b = mc.sample();
+        assert!(!b.busy_pct.is_empty());
+        assert!(b.busy_pct.iter().all(|v| (0.0..=100.0).contains(v)));
     }
 }

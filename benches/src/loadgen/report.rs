@@ -21,6 +21,9 @@ pub struct SeriesPoint {
     pub server_cpu_pct: Option<f64>,
     pub server_rss_kib: Option<u64>,
     pub loadgen_cpu_pct: Option<f64>,
+    /// Per-CPU busy and softirq percent of the whole machine in this second.
+    #[serde(default)]
+    pub machine_cpu: super::procstat::CpuBusy,
 }
 
 /// Server-side resource figures (same machine only).
@@ -204,6 +207,28 @@ pub fn summary(r: &RunResult) -> String {
         "load generator: CPU mean {:.0}% max {:.0}% over {} threads (100% = one core)",
         r.loadgen_cpu_pct_mean, r.loadgen_cpu_pct_max, r.generator_threads
     );
+    if !r.series.is_empty() {
+        let n = r
+            .series
+            .iter()
+            .map(|p| p.machine_cpu.busy_pct.len())
+            .max()
+            .unwrap_or(0);
+        let avg = |f: &dyn Fn(&SeriesPoint) -> Option<f64>| {
+            let v: Vec<f64> = r.series.iter().filter_map(f).collect();
+            v.iter().sum::<f64>() / v.len().max(1) as f64
+        };
+        let cores: Vec<String> = (0..n)
+            .map(|i| {
+                format!(
+                    "cpu{i} {:.0}% busy ({:.0}% softirq)",
+                    avg(&|p| p.machine_cpu.busy_pct.get(i).copied()),
+                    avg(&|p| p.machine_cpu.softirq_pct.get(i).copied())
+                )
+            })
+            .collect();
+        let _ = writeln!(s, "machine CPU over the window: {}", cores.join(", "));
+    }
     let la = |v: Option<[f64; 3]>| {
         v.map_or("-".into(), |v| {
             format!("{:.2} {:.2} {:.2}", v[0], v[1], v[2])

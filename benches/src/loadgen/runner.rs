@@ -5,7 +5,9 @@
 
 use super::client::{run_client, ClientCtx, Shared};
 use super::config::{symbol_name, Scenario, SymbolPicker};
-use super::procstat::{find_listener_pid, loadavg, raise_nofile, rss_kib, CpuMeter};
+use super::procstat::{
+    find_listener_pid, loadavg, raise_nofile, rss_kib, CpuMeter, MachineCpuMeter,
+};
 use super::report::{RunResult, SeriesPoint, ServerResources};
 use super::stats::{
     new_histogram, percentile_distribution, ConnStats, Counters, LatencySummary, WorkerStats,
@@ -256,6 +258,7 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, RunError> {
     let mut tick = w_start;
     let mut cpu_samples = Vec::new();
     let mut own_samples = Vec::new();
+    let mut machine = MachineCpuMeter::new();
     loop {
         tick += Duration::from_secs(1);
         let last = tick >= w_end;
@@ -297,6 +300,7 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, RunError> {
             server_cpu_pct: cpu,
             server_rss_kib: rss,
             loadgen_cpu_pct: own,
+            machine_cpu: machine.sample(),
         };
         progress.line("measure", t0, &shared, &workers, Some(&pt), (cpu, rss, own));
         series.push(pt);
