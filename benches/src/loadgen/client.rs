@@ -182,7 +182,6 @@ async fn run_healthy(ctx: &mut ClientCtx, mut ws: WebSocketStream<TcpStream>, n_
     let mut parser = Parser::default();
     let mut tracker = SeqTracker::default();
     let mut delta = FrameDelta::default();
-    let mut buf: Vec<u8> = Vec::new();
     let mut acks = 0u64;
     let mut errors: Vec<String> = Vec::new();
     if *ctx.stop.borrow() {
@@ -203,9 +202,7 @@ async fn run_healthy(ctx: &mut ClientCtx, mut ws: WebSocketStream<TcpStream>, n_
                 delta.clear();
                 delta.c.frames = 1;
                 delta.c.bytes = t.len() as u64;
-                buf.clear();
-                buf.extend_from_slice(t.as_bytes());
-                let res = parser.parse(&mut buf, |m| {
+                let res = parser.parse(t.as_bytes(), |m| {
                     match m.kind() {
                         Kind::Subscribed => acks += 1,
                         Kind::Error if errors.len() < 3 => errors.push(format!(

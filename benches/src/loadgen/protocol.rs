@@ -2,7 +2,8 @@
 //! parsing server frames (one JSON object, or a JSON array of objects when the server batches)
 //! with simd-json into the few fields the generator measures.
 
-use serde::Deserialize;
+use simd_json::prelude::*;
+use simd_json::tape::Tape;
 use std::borrow::Cow;
 
 /// Message kinds the generator distinguishes.
@@ -34,25 +35,16 @@ impl Kind {
 pub const CHANNELS: [&str; 3] = ["quote", "trade", "book"];
 
 /// The measured fields of one server message. Strings borrow from the frame buffer.
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 pub struct WireMsg<'a> {
-    #[serde(rename = "type", borrow)]
     pub ty: Cow<'a, str>,
-    #[serde(default, borrow)]
     pub symbol: Option<Cow<'a, str>>,
-    #[serde(default)]
     pub seq: Option<u64>,
-    #[serde(default)]
     pub chan_seq: Option<u64>,
-    #[serde(default)]
     pub recv_ts: Option<i64>,
-    #[serde(default)]
     pub id: Option<u64>,
-    #[serde(default, borrow)]
     pub code: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
     pub message: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
     pub state: Option<Cow<'a, str>>,
 }
 
@@ -71,10 +63,22 @@ impl WireMsg<'_> {
     }
 }
 
-/// Reusable parse state for one connection (simd-json scratch buffers).
-#[derive(Default)]
+/// Reusable parse state for one connection: the frame copy (padded as simd-json wants it, so
+/// it need not copy again), simd-json's scratch buffers and the tape allocation.
 pub struct Parser {
-    buffers: Option<simd_json::Buffers>,
+    input: Vec<u8>,
+    buffers: simd_json::Buffers,
+    tape: Tape<'static>,
+}
+
+impl Default for Parser {
+    fn default() -> Self {
+        Self {
+            input: Vec::new(),
+            buffers: simd_json::Buffers::new(512),
+            tape: Tape::null(),
+        }
+    }
 }
 
 /// A frame that is neither a JSON object nor an array of objects with a `type`.
@@ -82,32 +86,79 @@ pub struct Parser {
 #[error("malformed server frame: {0}")]
 pub struct ParseError(String);
 
-impl Parser {
-    /// Parses one text frame in place (`frame` is clobbered) and calls `f` for each message.
-    pub fn parse<'a>(
-        &mut self,
-        frame: &'a mut [u8],
-        mut f: impl FnMut(WireMsg<'a>),
-    ) -> Result<(), ParseError> {
-        let buffers = self
-            .buffers
-            .get_or_insert_with(|| simd_json::Buffers::new(frame.len().max(256)));
-        let first = frame.iter().find(|b| !b.is_ascii_whitespace()).copied();
-        match first {
-            Some(b'[') => {
-                let msgs: Vec<WireMsg<'a>> =
-                    simd_json::serde::from_slice_with_buffers(frame, buffers)
-                        .map_err(|e| ParseError(e.to_string()))?;
-                msgs.into_iter().for_each(f);
+fn msg_of<'a>(o: &simd_json::tape::Object<'_, 'a>) -> Result<WireMsg<'a>, ParseError> {
+    let mut m = WireMsg {
+        ty: Cow::Borrowed(""),
+        symbol: None,
+        seq: None,
+        chan_seq: None,
+        recv_ts: None,
+        id: None,
+        code: None,
+        message: None,
+        state: None,
+    };
+    let mut has_type = false;
+    // One pass over the keys; nested values (book ladders) are skipped by the tape.
+    for (k, v) in o.iter() {
+        let s = || v.into_string().map(Cow::Borrowed);
+        match k {
+            "type" => {
+                if let Some(t) = s() {
+                    m.ty = t;
+                    has_type = true;
+                }
             }
-            Some(b'{') => {
-                let m: WireMsg<'a> = simd_json::serde::from_slice_with_buffers(frame, buffers)
-                    .map_err(|e| ParseError(e.to_string()))?;
-                f(m);
-            }
-            _ => return Err(ParseError("not a JSON object or array".into())),
+            "symbol" => m.symbol = s(),
+            "seq" => m.seq = v.as_u64(),
+            "chan_seq" => m.chan_seq = v.as_u64(),
+            "recv_ts" => m.recv_ts = v.as_i64(),
+            "id" => m.id = v.as_u64(),
+            "code" => m.code = s(),
+            "message" => m.message = s(),
+            "state" => m.state = s(),
+            _ => {}
         }
-        Ok(())
+    }
+    if !has_type {
+        return Err(ParseError("message without a string `type`".into()));
+    }
+    Ok(m)
+}
+
+impl Parser {
+    /// Parses one text frame with simd-json and calls `f` for each message in it (one object,
+    /// or each object of a batched array). Strings borrow from the parser's copy of the frame.
+    pub fn parse<'p>(
+        &'p mut self,
+        frame: &[u8],
+        mut f: impl FnMut(WireMsg<'p>),
+    ) -> Result<(), ParseError> {
+        let len = frame.len();
+        self.input.clear();
+        self.input.extend_from_slice(frame);
+        self.input.resize(len + simd_json::INPUT_PADDING, 0);
+        let mut tape: Tape<'p> = std::mem::replace(&mut self.tape, Tape::null()).reset();
+        let res = simd_json::fill_tape_padded(&mut self.input, len, &mut self.buffers, &mut tape)
+            .map_err(|e| ParseError(e.to_string()))
+            .and_then(|()| {
+                let v = tape.as_value();
+                if let Some(o) = v.as_object() {
+                    f(msg_of(&o)?);
+                } else if let Some(a) = v.as_array() {
+                    for item in a.iter() {
+                        let o = item
+                            .as_object()
+                            .ok_or_else(|| ParseError("array element is not an object".into()))?;
+                        f(msg_of(&o)?);
+                    }
+                } else {
+                    return Err(ParseError("not a JSON object or array".into()));
+                }
+                Ok(())
+            });
+        self.tape = tape.reset();
+        res
     }
 }
 
@@ -138,10 +189,9 @@ mod tests {
     type Seen = (Kind, Option<String>, Option<u64>, Option<u64>, Option<i64>);
 
     fn collect(s: &str) -> Vec<Seen> {
-        let mut buf = s.as_bytes().to_vec();
         let mut out = Vec::new();
         Parser::default()
-            .parse(&mut buf, |m| {
+            .parse(s.as_bytes(), |m| {
                 out.push((
                     m.kind(),
                     m.symbol.as_deref().map(str::to_string),
@@ -186,10 +236,19 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        let mut buf = b"hello".to_vec();
-        assert!(Parser::default().parse(&mut buf, |_| {}).is_err());
-        let mut buf = b"{\"symbol\":\"x\"}".to_vec();
-        assert!(Parser::default().parse(&mut buf, |_| {}).is_err());
+        let mut p = Parser::default();
+        assert!(p.parse(b"hello", |_| {}).is_err());
+        assert!(p.parse(b"{\"symbol\":\"x\"}", |_| {}).is_err());
+        assert!(p.parse(b"[1,2]", |_| {}).is_err());
+        assert!(p.parse(b"{\"type\":\"quote\"", |_| {}).is_err());
+        // The parser is reusable after errors.
+        let mut n = 0;
+        p.parse(b"{\"type\":\"pong\",\"id\":3}", |m| {
+            assert_eq!(m.id, Some(3));
+            n += 1
+        })
+        .unwrap();
+        assert_eq!(n, 1);
     }
 
     #[test]

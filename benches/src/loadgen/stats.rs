@@ -332,9 +332,8 @@ mod tests {
     use crate::loadgen::protocol::Parser;
 
     fn feed(t: &mut SeqTracker, d: &mut FrameDelta, json: &str, now: i64) {
-        let mut b = json.as_bytes().to_vec();
         Parser::default()
-            .parse(&mut b, |m| t.observe(&m, now, d))
+            .parse(json.as_bytes(), |m| t.observe(&m, now, d))
             .unwrap();
     }
 
