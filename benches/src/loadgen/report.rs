@@ -247,7 +247,7 @@ pub fn summary(r: &RunResult) -> String {
 /// A markdown table with one row per run.
 pub fn comparison_table(runs: &[RunResult]) -> String {
     let mut s = String::from(
-        "| scenario | server | connected | deliveries/s | MB/s | p50 µs | p99 µs | p99.9 µs | max µs | trade gaps | conflated q/b | healthy closes | stalled closes | srv CPU % | srv RSS MiB end/peak | KiB/conn | gen CPU % |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| scenario | server | connected | deliveries/s | MB/s | p50 µs | p99 µs | p99.9 µs | max µs | trade gaps | conflated q/b | healthy closes | stalled closes | srv CPU % | srv RSS MiB end/peak | KiB/conn | gen CPU % | cores busy % |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in runs {
         let (cpu, rss, kpc) = match &r.server {
@@ -275,7 +275,7 @@ pub fn comparison_table(runs: &[RunResult]) -> String {
         };
         let _ = writeln!(
             s,
-            "| {} | {} | {}/{} | {} | {:.2} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {}/{} | {} | {} | {} | {} | {} | {:.0} |",
+            "| {} | {} | {}/{} | {} | {:.2} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {}/{} | {} | {} | {} | {} | {} | {:.0} | {} |",
             r.scenario.name,
             r.label,
             r.conns.connected,
@@ -294,8 +294,33 @@ pub fn comparison_table(runs: &[RunResult]) -> String {
             cpu,
             rss,
             kpc,
-            r.loadgen_cpu_pct_mean
+            r.loadgen_cpu_pct_mean,
+            core_busy(r)
+                .iter()
+                .map(|v| format!("{v:.0}"))
+                .collect::<Vec<_>>()
+                .join("/")
         );
     }
     s
+}
+
+/// Mean busy percent of each CPU over the measurement window.
+pub fn core_busy(r: &RunResult) -> Vec<f64> {
+    let n = r
+        .series
+        .iter()
+        .map(|p| p.machine_cpu.busy_pct.len())
+        .max()
+        .unwrap_or(0);
+    (0..n)
+        .map(|i| {
+            let v: Vec<f64> = r
+                .series
+                .iter()
+                .filter_map(|p| p.machine_cpu.busy_pct.get(i).copied())
+                .collect();
+            v.iter().sum::<f64>() / v.len().max(1) as f64
+        })
+        .collect()
 }
