@@ -54,6 +54,9 @@ pub struct ClientCtx {
     pub stop: watch::Receiver<bool>,
 }
 
+/// Longest a TCP connect plus WebSocket handshake may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Nanoseconds since the Unix epoch, the clock `recv_ts` is on.
 pub fn now_ns() -> i64 {
     SystemTime::now()
@@ -147,7 +150,15 @@ pub async fn run_client(
     let sh = ctx.shared.clone();
     with_stats(&ctx, |s| conns(s, stalled).attempted += 1);
     let rcvbuf = (stalled && sh.stalled_rcvbuf > 0).then_some(sh.stalled_rcvbuf);
-    let mut ws = match connect(&sh.url, sh.target, src, rcvbuf).await {
+    // A server whose accept backlog is full leaves connects hanging for minutes (SYN
+    // retries): bound the connect + handshake, and give up when the run stops.
+    let attempt = tokio::time::timeout(CONNECT_TIMEOUT, connect(&sh.url, sh.target, src, rcvbuf));
+    let mut stop = ctx.stop.clone();
+    let res = tokio::select! {
+        r = attempt => r.map_err(|_| "timeout".to_string()).and_then(|r| r.map_err(|e| e.to_string())),
+        _ = stop.wait_for(|s| *s) => Err("run ended first".to_string()),
+    };
+    let mut ws = match res {
         Ok(ws) => ws,
         Err(e) => {
             let key = format!("connect: {e}");
@@ -164,7 +175,12 @@ pub async fn run_client(
     let reqs = subscribe_messages(&sh, &symbols);
     let n_reqs = reqs.len() as u64;
     for r in reqs {
-        if let Err(e) = ws.send(Message::text(r)).await {
+        let sent = tokio::time::timeout(CONNECT_TIMEOUT, ws.send(Message::text(r))).await;
+        if let Some(e) = match sent {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some("timeout".to_string()),
+        } {
             with_stats(&ctx, |s| conns(s, stalled).disconnect(format!("send: {e}")));
             sh.open.fetch_sub(1, Ordering::Relaxed);
             return;
@@ -192,7 +208,7 @@ async fn run_healthy(ctx: &mut ClientCtx, mut ws: WebSocketStream<TcpStream>, n_
             biased;
             m = ws.next() => m,
             _ = ctx.stop.changed() => {
-                let _ = ws.close(None).await;
+                let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
                 return;
             }
         };

@@ -19,6 +19,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, watch};
 
+/// How long stopping may take before the result is assembled without the stragglers (the
+/// stalled clients' final drain takes up to 3 s, connects up to the connect timeout).
+pub const STOP_GRACE: Duration = Duration::from_secs(15);
+
 /// Errors that stop a run before it measures anything.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -314,8 +318,16 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, RunError> {
 
     // Phase 5: stop every client (stalled ones drain to read their close code) and merge.
     let _ = stop_tx.send(true);
+    // Workers end once their clients have; a client stuck in the kernel (e.g. a stalled drain)
+    // must not hold the result hostage, so wait at most STOP_GRACE and then report anyway.
+    let give_up = Instant::now() + STOP_GRACE;
     for h in handles {
-        let _ = h.join();
+        while !h.is_finished() && Instant::now() < give_up {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if h.is_finished() {
+            let _ = h.join();
+        }
     }
     progress.finish();
     let mut window = Counters::default();
