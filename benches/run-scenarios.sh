@@ -16,6 +16,8 @@
 #   TICKWIRE_BIN=path            server binary (default: build it into the cargo target dir)
 #   LOADGEN_BIN=path             generator binary (default: build it likewise)
 #   SERVER_CPU=0 LOADGEN_CPU=1   cores for taskset
+#   NICE=-10                     run server and generator at this nice level (a shared
+#                                machine's builds then yield to the measurement; needs root)
 #   CARGO_BUILD_JOBS             passed through to cargo
 set -euo pipefail
 
@@ -52,9 +54,13 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 PIN_SERVER=()
 PIN_LOADGEN=()
+if [[ -n "${NICE:-}" ]]; then
+  PIN_SERVER=(nice -n "$NICE")
+  PIN_LOADGEN=(nice -n "$NICE")
+fi
 if command -v taskset >/dev/null && [[ $(nproc) -ge 2 ]]; then
-  PIN_SERVER=(taskset -c "$SERVER_CPU")
-  PIN_LOADGEN=(taskset -c "$LOADGEN_CPU")
+  PIN_SERVER+=(taskset -c "$SERVER_CPU")
+  PIN_LOADGEN+=(taskset -c "$LOADGEN_CPU")
 else
   log "warning: taskset or a second core missing: running unpinned"
 fi
