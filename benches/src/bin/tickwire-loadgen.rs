@@ -11,7 +11,9 @@ use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use tickwire_benches::loadgen::config::{Pattern, Scenario};
 use tickwire_benches::loadgen::plot;
-use tickwire_benches::loadgen::report::{comparison_table, summary, RunResult};
+use tickwire_benches::loadgen::report::{
+    check_targets, comparison_table, summary, targets_table, RunResult,
+};
 use tickwire_benches::loadgen::runner::{run, RunOptions};
 
 #[derive(Parser)]
@@ -207,6 +209,12 @@ fn report(out: &Path, files: &[PathBuf]) -> Result<()> {
     let table = comparison_table(&runs);
     let mut md = String::from("# Load generator results\n\n");
     md.push_str(&table);
+    let checks = check_targets(&runs);
+    let targets = targets_table(&checks);
+    if !checks.is_empty() {
+        md.push_str("\n## Targets\n\n");
+        md.push_str(&targets);
+    }
     md.push('\n');
     let mut names: Vec<String> = runs.iter().map(|r| r.scenario.name.clone()).collect();
     names.dedup();
@@ -233,6 +241,9 @@ fn report(out: &Path, files: &[PathBuf]) -> Result<()> {
     }
     std::fs::write(out.join("summary.md"), &md)?;
     println!("{table}");
+    if !checks.is_empty() {
+        println!("{targets}");
+    }
     eprintln!("wrote {}", out.join("summary.md").display());
     Ok(())
 }

@@ -62,6 +62,25 @@ impl Default for ServerSpec {
     }
 }
 
+/// Performance targets a scenario is judged against (all optional); see
+/// [`report::check_targets`](super::report::check_targets).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Targets {
+    pub p99_us_max: Option<f64>,
+    pub p999_us_max: Option<f64>,
+    pub deliveries_per_s_min: Option<f64>,
+    pub kib_per_connection_max: Option<f64>,
+    /// Every healthy client connected and stayed connected.
+    pub all_connected: Option<bool>,
+    /// Every stalled client was closed with 1008.
+    pub stalled_closed_1008: Option<bool>,
+    /// Healthy p99 at most `p99_ratio_max` times that of the same server's run of the
+    /// scenario named here.
+    pub p99_reference_scenario: Option<String>,
+    pub p99_ratio_max: Option<f64>,
+}
+
 /// One load-generator run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -105,6 +124,7 @@ pub struct Scenario {
     /// Seed for the Zipf draw.
     pub seed: u64,
     pub server: ServerSpec,
+    pub targets: Targets,
 }
 
 impl Default for Scenario {
@@ -131,6 +151,7 @@ impl Default for Scenario {
             stall_read_after_s: 0.0,
             seed: 7,
             server: ServerSpec::default(),
+            targets: Targets::default(),
         }
     }
 }

@@ -324,3 +324,195 @@ pub fn core_busy(r: &RunResult) -> Vec<f64> {
         })
         .collect()
 }
+
+/// One target check of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetCheck {
+    pub scenario: String,
+    pub label: String,
+    pub what: String,
+    pub measured: String,
+    pub pass: bool,
+}
+
+/// Checks each run against its scenario's targets; `runs` also supplies the reference runs of ratio
+/// targets (same label, the named scenario).
+pub fn check_targets(runs: &[RunResult]) -> Vec<TargetCheck> {
+    let mut out = Vec::new();
+    for r in runs {
+        let t = &r.scenario.targets;
+        let mut add = |what: String, measured: String, pass: bool| {
+            out.push(TargetCheck {
+                scenario: r.scenario.name.clone(),
+                label: r.label.clone(),
+                what,
+                measured,
+                pass,
+            })
+        };
+        if let Some(m) = t.p99_us_max {
+            add(
+                format!("p99 ≤ {m} µs"),
+                format!("{:.0} µs", r.latency.p99_us),
+                r.latency.count > 0 && r.latency.p99_us <= m,
+            );
+        }
+        if let Some(m) = t.p999_us_max {
+            add(
+                format!("p99.9 ≤ {m} µs"),
+                format!("{:.0} µs", r.latency.p999_us),
+                r.latency.count > 0 && r.latency.p999_us <= m,
+            );
+        }
+        if let Some(m) = t.deliveries_per_s_min {
+            add(
+                format!("≥ {m} deliveries/s"),
+                format!("{:.0}/s", r.deliveries_per_s),
+                r.deliveries_per_s >= m,
+            );
+        }
+        if let Some(m) = t.kib_per_connection_max {
+            let v = r.server.as_ref().and_then(|s| s.kib_per_connection);
+            add(
+                format!("≤ {m} KiB server RSS per connection"),
+                v.map_or("not sampled".into(), |v| format!("{v:.2} KiB")),
+                v.is_some_and(|v| v <= m),
+            );
+        }
+        if t.all_connected == Some(true) {
+            let n = r.scenario.clients as u64;
+            let ended: u64 = r.conns.disconnects.values().sum::<u64>() - r.conns.connect_failed;
+            add(
+                format!("all {n} clients connected, none dropped"),
+                format!("{} connected, {} dropped", r.conns.connected, ended),
+                r.conns.connected == n && ended == 0,
+            );
+        }
+        if t.stalled_closed_1008 == Some(true) {
+            let n = r.scenario.stalled_clients as u64;
+            let c = r.stalled.close_codes.get("1008").copied().unwrap_or(0);
+            add(
+                format!("all {n} stalled clients closed with 1008"),
+                format!("{c} with 1008"),
+                c == n,
+            );
+        }
+        if let (Some(name), Some(max)) = (&t.p99_reference_scenario, t.p99_ratio_max) {
+            let reference = runs
+                .iter()
+                .find(|o| &o.scenario.name == name && o.label == r.label);
+            match reference {
+                Some(o) if o.latency.p99_us > 0.0 => {
+                    let ratio = r.latency.p99_us / o.latency.p99_us;
+                    add(
+                        format!("p99 ≤ {max}x {name}'s"),
+                        format!(
+                            "{ratio:.2}x ({:.0} vs {:.0} µs)",
+                            r.latency.p99_us, o.latency.p99_us
+                        ),
+                        ratio <= max,
+                    );
+                }
+                _ => add(
+                    format!("p99 ≤ {max}x {name}'s"),
+                    format!("no {name} run"),
+                    false,
+                ),
+            }
+        }
+    }
+    out
+}
+
+/// The target checks as a markdown table.
+pub fn targets_table(checks: &[TargetCheck]) -> String {
+    let mut s =
+        String::from("| scenario | server | target | measured | met |\n|---|---|---|---|---|\n");
+    for c in checks {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} |",
+            c.scenario,
+            c.label,
+            c.what,
+            c.measured,
+            if c.pass { "yes" } else { "**no**" }
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loadgen::config::Targets;
+
+    fn run(name: &str, label: &str, p99: f64, targets: Targets) -> RunResult {
+        RunResult {
+            label: label.into(),
+            scenario: Scenario {
+                name: name.into(),
+                clients: 2,
+                stalled_clients: 1,
+                targets,
+                ..Default::default()
+            },
+            started_unix_s: 0,
+            measured_s: 1.0,
+            generator_threads: 1,
+            latency: LatencySummary {
+                count: 10,
+                p99_us: p99,
+                p999_us: p99 * 2.0,
+                ..Default::default()
+            },
+            latency_distribution: vec![],
+            deliveries_per_s: 1000.0,
+            frames_per_s: 1000.0,
+            bytes_per_s: 0.0,
+            window: Counters::default(),
+            run: Counters::default(),
+            conns: ConnStats {
+                connected: 2,
+                ..Default::default()
+            },
+            stalled: ConnStats::default(),
+            open_at_end: 2,
+            server: None,
+            loadgen_cpu_pct_mean: 0.0,
+            loadgen_cpu_pct_max: 0.0,
+            loadavg_start: None,
+            loadavg_end: None,
+            cpus: 2,
+            series: vec![],
+        }
+    }
+
+    #[test]
+    fn targets_pass_and_fail() {
+        let t = Targets {
+            p99_us_max: Some(150.0),
+            p999_us_max: Some(500.0),
+            deliveries_per_s_min: Some(2000.0),
+            all_connected: Some(true),
+            stalled_closed_1008: Some(true),
+            p99_reference_scenario: Some("ref".into()),
+            p99_ratio_max: Some(1.1),
+            kib_per_connection_max: Some(7.0),
+        };
+        let runs = vec![
+            run("x", "a", 100.0, t),
+            run("ref", "a", 95.0, Targets::default()),
+        ];
+        let c = check_targets(&runs);
+        let by = |w: &str| c.iter().find(|c| c.what.starts_with(w)).unwrap().pass;
+        assert!(by("p99 ≤ 150"));
+        assert!(by("p99.9"));
+        assert!(!by("≥ 2000"));
+        assert!(by("all 2 clients"));
+        assert!(!by("all 1 stalled"));
+        assert!(by("p99 ≤ 1.1x")); // 100/95 = 1.05
+        assert!(!by("≤ 7 KiB")); // not sampled
+        assert!(targets_table(&c).contains("**no**"));
+    }
+}
