@@ -228,6 +228,12 @@ pub fn summary(r: &RunResult) -> String {
             })
             .collect();
         let _ = writeln!(s, "machine CPU over the window: {}", cores.join(", "));
+        let _ = writeln!(
+            s,
+            "machine saturated (every core >= 95% busy) in {} of {} seconds: other work competed with server and generator there",
+            saturated_seconds(r),
+            r.series.len()
+        );
     }
     let la = |v: Option<[f64; 3]>| {
         v.map_or("-".into(), |v| {
@@ -247,7 +253,7 @@ pub fn summary(r: &RunResult) -> String {
 /// A markdown table with one row per run.
 pub fn comparison_table(runs: &[RunResult]) -> String {
     let mut s = String::from(
-        "| scenario | server | connected | deliveries/s | MB/s | p50 µs | p99 µs | p99.9 µs | max µs | trade gaps | conflated q/b | healthy closes | stalled closes | srv CPU % | srv RSS MiB end/peak | KiB/conn | gen CPU % | cores busy % |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| scenario | server | connected | deliveries/s | MB/s | p50 µs | p99 µs | p99.9 µs | max µs | trade gaps | conflated q/b | healthy closes | stalled closes | srv CPU % | srv RSS MiB end/peak | KiB/conn | gen CPU % | cores busy % | saturated s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in runs {
         let (cpu, rss, kpc) = match &r.server {
@@ -275,7 +281,7 @@ pub fn comparison_table(runs: &[RunResult]) -> String {
         };
         let _ = writeln!(
             s,
-            "| {} | {} | {}/{} | {} | {:.2} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {}/{} | {} | {} | {} | {} | {} | {:.0} | {} |",
+            "| {} | {} | {}/{} | {} | {:.2} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {}/{} | {} | {} | {} | {} | {} | {:.0} | {} | {}/{} |",
             r.scenario.name,
             r.label,
             r.conns.connected,
@@ -299,10 +305,22 @@ pub fn comparison_table(runs: &[RunResult]) -> String {
                 .iter()
                 .map(|v| format!("{v:.0}"))
                 .collect::<Vec<_>>()
-                .join("/")
+                .join("/"),
+            saturated_seconds(r),
+            r.series.len()
         );
     }
     s
+}
+
+/// Seconds of the window in which every CPU was at least 95% busy.
+pub fn saturated_seconds(r: &RunResult) -> usize {
+    r.series
+        .iter()
+        .filter(|p| {
+            !p.machine_cpu.busy_pct.is_empty() && p.machine_cpu.busy_pct.iter().all(|b| *b >= 95.0)
+        })
+        .count()
 }
 
 /// Mean busy percent of each CPU over the measurement window.
