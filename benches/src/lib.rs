@@ -3,6 +3,12 @@
 //! Criterion benchmarks of the hot paths (`benches/benches/*.rs`) and the project's load
 //! tools. Shared fixtures for the benches live here so every bench measures the same
 //! realistic inputs.
+//!
+//! [`loadgen`] owns the WebSocket load generator behind the `tickwire-loadgen` binary: it
+//! talks only the documented client protocol, so it can measure any server that speaks it (a
+//! Tickwire deployment or the Node `ws` baseline in `benches/baselines/node-ws`).
+
+pub mod loadgen;
 
 use tickwire_engine::book::{L2Book, Level};
 use tickwire_engine::domain::{Nanos, SymbolId};

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Runs the load-generator scenarios (W1–W4 and W4-control) against a freshly started server
+# per scenario — Tickwire, and the Node `ws` baseline as its neighbour — and writes per-run
+# summaries, JSON results and plots plus a combined summary.md and comparison plots.
+#
+# The server is pinned to one core and the generator to the other (taskset), as issue 5's
+# reference figures were measured; both still share the machine (memory bandwidth, caches,
+# the kernel's loopback path), which the results should be read with.
+#
+# Usage: benches/run-scenarios.sh [OUT_DIR]
+# Environment:
+#   SERVERS="tickwire node-ws"   which servers to measure
+#   SCENARIOS="w1 w2 w3 w4"     scenario file prefixes under benches/scenarios/ (w4 includes
+#                               w4-control, the no-stalled-clients reference)
+#   DURATION=20                  override every scenario's measurement seconds
+#   TICKWIRE_BIN=path            server binary (default: build it into the cargo target dir)
+#   LOADGEN_BIN=path             generator binary (default: build it likewise)
+#   SERVER_CPU=0 LOADGEN_CPU=1   cores for taskset
+#   NICE=-10                     run server and generator at this nice level (a shared
+#                                machine's builds then yield to the measurement; needs root)
+#   CARGO_BUILD_JOBS             passed through to cargo
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+OUT=${1:-$ROOT/bench-results/$(date -u +%Y%m%dT%H%M%SZ)}
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+SERVERS=${SERVERS:-"tickwire node-ws"}
+SCENARIOS=${SCENARIOS:-"w1 w2 w3 w4"}
+SERVER_CPU=${SERVER_CPU:-0}
+LOADGEN_CPU=${LOADGEN_CPU:-1}
+NODE_DIR=$ROOT/benches/baselines/node-ws
+
+log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+mkdir -p "$OUT"
+log "results in $OUT"
+
+if [[ -z "${LOADGEN_BIN:-}" ]]; then
+  (cd "$ROOT" && cargo build --release -p tickwire-benches --bin tickwire-loadgen)
+fi
+LOADGEN=${LOADGEN_BIN:-$TARGET/release/tickwire-loadgen}
+if [[ " $SERVERS " == *" tickwire "* ]]; then
+  if [[ -z "${TICKWIRE_BIN:-}" ]]; then
+    (cd "$ROOT" && cargo build --release -p tickwire-server)
+    TICKWIRE_BIN=$TARGET/release/tickwire
+  fi
+fi
+if [[ " $SERVERS " == *" node-ws "* && ! -d "$NODE_DIR/node_modules" ]]; then
+  (cd "$NODE_DIR" && npm ci --no-audit --no-fund)
+fi
+
+# 10,000+ connections: raise the open-files limit for the servers started below.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+PIN_SERVER=()
+PIN_LOADGEN=()
+if [[ -n "${NICE:-}" ]]; then
+  PIN_SERVER=(nice -n "$NICE")
+  PIN_LOADGEN=(nice -n "$NICE")
+fi
+if command -v taskset >/dev/null && [[ $(nproc) -ge 2 ]]; then
+  PIN_SERVER+=(taskset -c "$SERVER_CPU")
+  PIN_LOADGEN+=(taskset -c "$LOADGEN_CPU")
+else
+  log "warning: taskset or a second core missing: running unpinned"
+fi
+
+wait_port() {
+  local port=$1 pid=$2
+  for _ in $(seq 1 300); do
+    if ! kill -0 "$pid" 2>/dev/null; then return 1; fi
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  return 1
+}
+
+stop_server() {
+  local pid=$1
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 50); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  kill -9 "$pid" 2>/dev/null || true
+}
+
+files=()
+for s in $SCENARIOS; do
+  for f in "$ROOT"/benches/scenarios/"$s"-*.toml; do
+    [[ -e "$f" ]] && files+=("$f")
+  done
+done
+[[ ${#files[@]} -gt 0 ]] || { log "no scenario files for: $SCENARIOS"; exit 2; }
+
+port=18200
+failures=0
+for f in "${files[@]}"; do
+  for server in $SERVERS; do
+    port=$((port + 1))
+    args=$("$LOADGEN" server-args --scenario "$f" --listen "127.0.0.1:$port")
+    name=$(basename "$f" .toml)
+    slog="$OUT/$name-$server.server.log"
+    log "== $name on $server (port $port): $args"
+    case $server in
+      tickwire) "${PIN_SERVER[@]}" "$TICKWIRE_BIN" serve $args >"$slog" 2>&1 & ;;
+      node-ws) "${PIN_SERVER[@]}" node "$NODE_DIR/server.js" $args >"$slog" 2>&1 & ;;
+      *) log "unknown server $server"; exit 2 ;;
+    esac
+    pid=$!
+    if ! wait_port "$port" "$pid"; then
+      log "server $server did not start; see $slog"
+      stop_server "$pid"
+      failures=$((failures + 1))
+      continue
+    fi
+    extra=()
+    [[ -n "${DURATION:-}" ]] && extra+=(--duration "$DURATION")
+    if ! "${PIN_LOADGEN[@]}" "$LOADGEN" run --scenario "$f" --url "ws://127.0.0.1:$port/ws" \
+      --server-pid "$pid" --label "$server" --out "$OUT" --no-plots "${extra[@]}" \
+      2> >(tr '\r' '\n' >"$OUT/$name-$server.progress.log") | tee "$OUT/$name-$server.summary.txt"; then
+      log "loadgen failed on $name/$server"
+      failures=$((failures + 1))
+    fi
+    stop_server "$pid"
+    sleep 1
+  done
+done
+
+"$LOADGEN" report --out "$OUT" "$OUT"/*.json
+log "done: $OUT/summary.md ($failures failures)"
+[[ $failures -eq 0 ]]
