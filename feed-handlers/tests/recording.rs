@@ -235,16 +235,10 @@ fn real_feed_streams_and_time_range_match_the_source() {
         .unwrap()
         .unwrap()
         .ts;
-    let last = parse_line(
-        text.lines()
-            .filter(|l| !l.is_empty())
-            .last()
-            .unwrap()
-            .as_bytes(),
-    )
-    .unwrap()
-    .unwrap()
-    .ts;
+    let last = parse_line(text.lines().rfind(|l| !l.is_empty()).unwrap().as_bytes())
+        .unwrap()
+        .unwrap()
+        .ts;
     assert_eq!(reader.time_range(), Some((first, last)));
     assert_eq!(reader.header().start_ns, first);
 }
@@ -311,7 +305,8 @@ fn now_ns() -> i64 {
 
 /// Child role of the crash test: records a record every ~millisecond with the wall clock as
 /// timestamp, forever, reporting "seq ts" of its latest append to a side-channel file every
-/// 20 ms. Only the parent role below sets the environment that selects this.
+/// 20 ms. Only the parent role below sets the environment that selects this. Exits after
+/// 60 s in case the parent died without killing it.
 fn crash_child(dir: &Path) -> ! {
     let mut w = Writer::create(
         dir.join("crash.twr"),
@@ -332,7 +327,12 @@ fn crash_child(dir: &Path) -> ! {
         .open(dir.join("progress"))
         .unwrap();
     let mut last_report = Instant::now();
+    let started = Instant::now();
     for seq in 0u64.. {
+        // Safety net: never outlive a parent that died without killing us.
+        if started.elapsed() > Duration::from_secs(60) {
+            std::process::exit(3);
+        }
         let ts = now_ns();
         w.append(ts, s, RecordKind::Received, &payload(seq))
             .unwrap();
@@ -346,9 +346,18 @@ fn crash_child(dir: &Path) -> ! {
     unreachable!()
 }
 
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn last_report(path: &Path) -> Option<(u64, i64)> {
     let text = fs::read_to_string(path).ok()?;
-    let (a, b) = text.lines().last()?.split_once(' ')?;
+    let (a, b) = text.lines().next_back()?.split_once(' ')?;
     Some((a.parse().ok()?, b.parse().ok()?))
 }
 
@@ -364,7 +373,7 @@ fn sigkilled_recorder_loses_at_most_the_last_second() {
         crash_child(Path::new(&dir));
     }
     let tmp = Scratch::new("crash");
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    let child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
             "sigkilled_recorder_loses_at_most_the_last_second",
@@ -376,6 +385,8 @@ fn sigkilled_recorder_loses_at_most_the_last_second() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // Kills the child even if an assertion below fails first, so no writer is left behind.
+    let mut child = KillOnDrop(child);
     // While the child records, probe repeatedly what a SIGKILL at that moment would leave:
     // the file as the OS has it. It must hold every record the child had appended one second
     // before its latest progress report (read before the probe, so the comparison is fair
@@ -405,9 +416,9 @@ fn sigkilled_recorder_loses_at_most_the_last_second() {
         }
     }
     assert!(probes > 20, "only {probes} probes after the first second");
-    child.kill().unwrap(); // SIGKILL on Unix: no destructor, no flush, no finish.
+    child.0.kill().unwrap(); // SIGKILL on Unix: no destructor, no flush, no finish.
     let kill_ns = now_ns();
-    child.wait().unwrap();
+    child.0.wait().unwrap();
 
     let progress = fs::read_to_string(tmp.path("progress")).unwrap();
     let reports: Vec<(u64, i64)> = progress
