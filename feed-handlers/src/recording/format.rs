@@ -352,7 +352,7 @@ pub struct RawRecord {
 }
 
 /// Decodes the record at `*pos` of `buf`, advancing `*pos`. `Err` carries a reason.
-#[inline]
+#[inline(always)]
 pub fn decode_record(buf: &[u8], pos: &mut usize, prev_ts: i64) -> Result<RawRecord, &'static str> {
     let delta = unzigzag(get_varint(buf, pos)?);
     let stream = get_varint(buf, pos)?;
@@ -420,8 +420,20 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-#[inline]
+#[inline(always)]
 fn get_varint(buf: &[u8], pos: &mut usize) -> Result<u64, &'static str> {
+    // Fast path: stream ids, most lengths and many deltas fit in one byte.
+    if let Some(&b) = buf.get(*pos) {
+        if b < 0x80 {
+            *pos += 1;
+            return Ok(u64::from(b));
+        }
+    }
+    get_varint_slow(buf, pos)
+}
+
+#[inline(never)]
+fn get_varint_slow(buf: &[u8], pos: &mut usize) -> Result<u64, &'static str> {
     let mut v = 0u64;
     let mut shift = 0u32;
     loop {

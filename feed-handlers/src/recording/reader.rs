@@ -238,6 +238,23 @@ impl Cursor {
     /// (the next call continues with the following block).
     #[inline]
     pub fn next_ref(&mut self) -> Option<Result<RecordRef<'_>, RecordingError>> {
+        // Fast path: the next record is in the current block and needs no filtering. Anything
+        // unusual (block boundary, stream definition, damage, seek filter) takes `fill`.
+        if self.head.is_none() && self.skip_before.is_none() && self.pos < self.raw.len() {
+            let mut pos = self.pos;
+            if let Ok(r) = format::decode_record(&self.raw, &mut pos, self.prev_ts) {
+                if let Some(kind) = RecordKind::from_u8(r.kind) {
+                    self.pos = pos;
+                    self.prev_ts = r.ts;
+                    return Some(Ok(RecordRef {
+                        ts: r.ts,
+                        stream: r.stream,
+                        kind,
+                        payload: &self.raw[r.start..r.end],
+                    }));
+                }
+            }
+        }
         match self.fill() {
             Ok(true) => {}
             Ok(false) => return None,
