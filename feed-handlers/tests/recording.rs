@@ -788,3 +788,18 @@ fn converter_reports_bad_lines_with_their_number() {
     assert!(parse_line(b"12a.5: {}").is_err());
     assert_eq!(parse_line(b"  ").unwrap(), None);
 }
+
+#[test]
+fn handles_can_move_into_actors() {
+    // The server gives each replay its own cursor inside an actor and records from an actor:
+    // these types must be Send (and the shared reader Sync). A compile-time check.
+    fn send<T: Send + 'static>() {}
+    fn sync<T: Sync>() {}
+    send::<Writer>();
+    send::<Reader>();
+    sync::<Reader>();
+    send::<tickwire_feeds::recording::Cursor>();
+    send::<Merge>();
+    send::<RecordingError>();
+    sync::<RecordingError>();
+}
