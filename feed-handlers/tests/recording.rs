@@ -855,3 +855,99 @@ fn any_single_corrupted_byte_is_reported_or_harmless_never_a_panic() {
         full.len()
     );
 }
+
+#[test]
+fn streams_declared_late_are_recovered_by_the_walk_and_text_round_trip_keeps_every_kind() {
+    let tmp = Scratch::new("late-streams");
+    let path = tmp.path("late.twr");
+    let mut w = Writer::create(&path, &header("late"), small_blocks()).unwrap();
+    let ws = w
+        .add_stream(0, StreamKind::WebSocket, "wss://a.invalid/ws")
+        .unwrap();
+    let mut written = Vec::new();
+    let mut push = |w: &mut Writer, ts: i64, s: u32, kind: RecordKind, p: &[u8]| {
+        w.append(ts, s, kind, p).unwrap();
+        written.push(Record {
+            ts,
+            stream: s,
+            kind,
+            payload: p.to_vec(),
+        });
+    };
+    push(&mut w, 1_000, ws, RecordKind::Opened, b"");
+    for i in 0..400 {
+        push(
+            &mut w,
+            2_000 + i,
+            ws,
+            RecordKind::Received,
+            &payload(i as u64),
+        );
+    }
+    // A REST snapshot and a reconnect to a new URL, several blocks into the file.
+    let rest = w
+        .add_stream(5_000, StreamKind::Http, "https://a.invalid/depth?symbol=X")
+        .unwrap();
+    push(
+        &mut w,
+        5_001,
+        rest,
+        RecordKind::HttpResponse,
+        br#"{"lastUpdateId":1}"#,
+    );
+    push(
+        &mut w,
+        5_002,
+        ws,
+        RecordKind::Closed,
+        b"1006 abnormal closure",
+    );
+    let ws2 = w
+        .add_stream(5_003, StreamKind::WebSocket, "wss://b.invalid/ws")
+        .unwrap();
+    push(&mut w, 5_003, ws2, RecordKind::Opened, b"");
+    push(
+        &mut w,
+        5_004,
+        ws2,
+        RecordKind::Sent,
+        br#"{"op":"subscribe"}"#,
+    );
+    for i in 0..400 {
+        push(
+            &mut w,
+            6_000 + i,
+            ws2,
+            RecordKind::Received,
+            &payload(i as u64),
+        );
+    }
+    let streams = w.streams().to_vec();
+    w.flush().unwrap();
+    drop(w); // no finish: no index, the reader must walk
+
+    let reader = Reader::open(&path).unwrap();
+    assert!(!reader.recovery().clean_close);
+    assert!(reader.blocks().len() > 5);
+    assert_eq!(reader.streams(), streams.as_slice());
+    // Seeking past the definitions still knows every stream.
+    let after = reader.seek(6_100).next().unwrap().unwrap();
+    assert_eq!(
+        reader.stream(after.stream).unwrap().url,
+        "wss://b.invalid/ws"
+    );
+    assert_eq!(read_all(&reader), written);
+
+    // Recording -> text -> recording keeps every record, Closed and its reason included.
+    let mut text = Vec::new();
+    convert::recording_to_raw(&reader, &mut text).unwrap();
+    let again = tmp.path("again.twr");
+    convert::raw_to_recording(&text[..], &again, header("late"), small_blocks()).unwrap();
+    let back = read_all(&Reader::open(&again).unwrap());
+    let strip = |v: &[Record]| -> Vec<(i64, RecordKind, Vec<u8>)> {
+        v.iter()
+            .map(|r| (r.ts, r.kind, r.payload.clone()))
+            .collect()
+    };
+    assert_eq!(strip(&back), strip(&written));
+}

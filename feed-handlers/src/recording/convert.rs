@@ -7,6 +7,7 @@
 //! <url> <- <unix_seconds>: <payload>       message the client sent -> RecordKind::Sent
 //! <unix_seconds>: <payload>                message received        -> RecordKind::Received
 //! <url> -> <unix_seconds>: <payload>       an HTTP response        -> RecordKind::HttpResponse
+//! <url> >-< <unix_seconds>                 connection closed       -> RecordKind::Closed (extension)
 //! ```
 //!
 //! Each distinct URL becomes a stream (WebSocket for `<->`/`<-`, HTTP for `->`); a received
@@ -35,7 +36,7 @@ pub struct RawLine<'a> {
     pub kind: RecordKind,
     /// Timestamp, ns since the epoch.
     pub ts: i64,
-    /// Payload bytes (empty for `Opened`).
+    /// Payload bytes (usually empty for `Opened` and `Closed`).
     pub payload: &'a [u8],
 }
 
@@ -102,10 +103,13 @@ pub fn parse_line(line: &[u8]) -> Result<Option<RawLine<'_>>, String> {
         (RecordKind::Sent, r)
     } else if let Some(r) = rest.strip_prefix(b"-> ") {
         (RecordKind::HttpResponse, r)
+    } else if let Some(r) = rest.strip_prefix(b">-< ") {
+        (RecordKind::Closed, r)
     } else {
-        return Err("unknown direction (expected <->, <- or ->)".into());
+        return Err("unknown direction (expected <->, <-, -> or >-<)".into());
     };
-    if kind == RecordKind::Opened {
+    let bare = matches!(kind, RecordKind::Opened | RecordKind::Closed);
+    if bare && find(rest, b": ").is_none() {
         let ts = parse_seconds(utf8(rest)?)?;
         return Ok(Some(RawLine {
             url: Some(url),
@@ -125,7 +129,9 @@ pub fn parse_line(line: &[u8]) -> Result<Option<RawLine<'_>>, String> {
 }
 
 /// Formats one record as a line (with its `\n`). `url` is ignored for `Received`.
-/// `Closed` has no line form in the source format and is written as `<url> >-< <ts>`.
+/// `Closed` has no line form in the source format and is written as `<url> >-< <ts>`; an
+/// `Opened` or `Closed` record with a payload gets `: <payload>` appended (also an extension),
+/// so every record survives a trip through text and back.
 pub fn format_line(url: &str, kind: RecordKind, ts: i64, payload: &[u8], out: &mut Vec<u8>) {
     let arrow: &[u8] = match kind {
         RecordKind::Received => b"",
@@ -139,7 +145,7 @@ pub fn format_line(url: &str, kind: RecordKind, ts: i64, payload: &[u8], out: &m
         out.extend_from_slice(arrow);
     }
     format_seconds(ts, out);
-    if !matches!(kind, RecordKind::Opened | RecordKind::Closed) {
+    if !matches!(kind, RecordKind::Opened | RecordKind::Closed) || !payload.is_empty() {
         out.extend_from_slice(b": ");
         out.extend_from_slice(payload);
     }
