@@ -8,7 +8,7 @@
 //!
 //! The module is split by responsibility:
 //!
-//! * [`format`]: the on-disk encoding (file header, block header, record encoding, index block,
+//! * [`format`](mod@format): the on-disk encoding (file header, block header, record encoding, index block,
 //!   trailer). Nothing else knows byte offsets, so an independent reader only needs that file
 //!   and the document.
 //! * [`writer`]: the append-only [`Writer`]. Records are buffered into a block which is
