@@ -9,3 +9,4 @@
 pub mod synthetic;
 
 pub use synthetic::{SyntheticAdapter, SyntheticConfig, SyntheticMarket};
+pub mod recording;
