@@ -10,11 +10,14 @@
 //! * [`itch`]: NASDAQ TotalView-ITCH 5.0 parser, L3 book and a seeded stream generator.
 //! * [`rawfile`]: the recorded-feed line format; [`inspect`]: running a recording through an
 //!   adapter and books for people writing adapters.
+//! * [`recording`]: Tickwire's own recording format (compressed, indexed, crash-safe) for
+//!   recording and replaying market days.
 
 pub mod inspect;
 pub mod itch;
 pub mod live;
 pub mod rawfile;
+pub mod recording;
 pub mod synthetic;
 pub mod venues;
 
