@@ -363,13 +363,15 @@ impl Router {
             let full = batch.len() == BATCH;
             {
                 let mut r = router.borrow_mut();
-                if overflowed {
-                    tracing::warn!(worker, "worker tick queue overflowed; resynchronizing");
-                    r.resync_all();
-                }
                 let now = Instant::now();
                 for t in batch.drain(..) {
                     r.dispatch(&t, Some(now));
+                }
+                if overflowed {
+                    // After the batch, not before: the last values are newer than anything
+                    // in it, and sending them first would make `seq` go backwards.
+                    tracing::warn!(worker, "worker tick queue overflowed; resynchronizing");
+                    r.resync_all();
                 }
             }
             if full {
