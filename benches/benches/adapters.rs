@@ -15,7 +15,7 @@
 use std::hint::black_box;
 
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use tickwire_engine::book::{L2Book, Level};
 use tickwire_engine::domain::Nanos;
 use tickwire_engine::event::FeedEvent;
@@ -173,4 +173,4 @@ criterion_group! {
     config = Criterion::default().with_measurement(ThreadCpuTime);
     targets = cpu
 }
-criterion_main!(wall_benches, cpu_benches);
+tickwire_benches::bench_main!(wall_benches, cpu_benches);

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use tickwire_benches::synthetic_book_workload;
 use tickwire_engine::book::Coalescer;
 use tickwire_engine::fanout::MAX_DEPTH;
@@ -43,4 +43,4 @@ fn book_update(c: &mut Criterion) {
 }
 
 criterion_group!(benches, book_update);
-criterion_main!(benches);
+tickwire_benches::bench_main!(benches);

@@ -1,7 +1,7 @@
 //! Encoding ticks into complete WebSocket frames (done once per tick, shared by all
 //! subscribers).
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 use tickwire_engine::book::{Level, TopOfBook};
 use tickwire_engine::domain::{Instrument, Nanos, Price, Qty, Scale, Seq, Side, SymbolId};
 use tickwire_engine::tick::{BookLevels, TickHeader};
@@ -56,4 +56,4 @@ fn encode(c: &mut Criterion) {
 }
 
 criterion_group!(benches, encode);
-criterion_main!(benches);
+tickwire_benches::bench_main!(benches);

@@ -12,7 +12,7 @@ use std::task::{Wake, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use tickwire_engine::book::{Level, TopOfBook};
 use tickwire_engine::domain::{Instrument, Nanos, Price, Qty, Scale, Seq, SymbolId, SymbolTable};
 use tickwire_engine::fanout::{Hub, Outbox, OutboxLimits, Router, SharedOutbox, SubscribeSpec};
@@ -129,4 +129,4 @@ fn fanout(c: &mut Criterion) {
 }
 
 criterion_group!(benches, fanout);
-criterion_main!(benches);
+tickwire_benches::bench_main!(benches);

@@ -13,7 +13,7 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use tickwire_feeds::recording::convert::parse_line;
 use tickwire_feeds::recording::{
     Header, Merge, Reader, RecordKind, StreamKind, Writer, WriterOptions,
@@ -180,4 +180,4 @@ fn bench(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench);
-criterion_main!(benches);
+tickwire_benches::bench_main!(benches);

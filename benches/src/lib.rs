@@ -10,6 +10,22 @@
 
 pub mod loadgen;
 
+pub use loadgen::plot::ensure_font as register_plot_font;
+
+/// `criterion_main!` with the plot font registered first (see [`register_plot_font`]).
+#[macro_export]
+macro_rules! bench_main {
+    ($($group:path),+ $(,)?) => {
+        fn main() {
+            $crate::register_plot_font();
+            $($group();)+
+            criterion::Criterion::default()
+                .configure_from_args()
+                .final_summary();
+        }
+    };
+}
+
 use tickwire_engine::book::{L2Book, Level};
 use tickwire_engine::domain::{Nanos, SymbolId};
 use tickwire_engine::event::{EventMeta, FeedEvent, LevelUpdate};

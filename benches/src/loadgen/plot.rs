@@ -23,7 +23,10 @@ pub struct PlotError {
 
 static FONT: Once = Once::new();
 
-fn ensure_font() {
+/// Registers the bundled DejaVu Sans as plotters' "sans-serif". plotters is built with
+/// `ab_glyph` (no system font libraries), which draws nothing, or panics, without it; call it
+/// before any plotting, including criterion's HTML reports.
+pub fn ensure_font() {
     FONT.call_once(|| {
         // The embedded font is known-good; a failure here would be a packaging bug.
         plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular())
