@@ -198,6 +198,63 @@ fn apply(book: &mut L2Book, ev: &FeedEvent) -> bool {
     }
 }
 
+/// A file in the recorded-feed line format: the input itself, or a temporary conversion of a
+/// Tickwire recording (removed on drop).
+enum LineFile {
+    Original(std::path::PathBuf),
+    Converted(std::path::PathBuf),
+}
+
+impl LineFile {
+    fn path(&self) -> &Path {
+        match self {
+            LineFile::Original(p) | LineFile::Converted(p) => p,
+        }
+    }
+}
+
+impl Drop for LineFile {
+    fn drop(&mut self) {
+        if let LineFile::Converted(p) = self {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+fn as_line_file(path: &Path) -> Result<LineFile, InspectError> {
+    use std::io::Read;
+    let mut magic = [0u8; 8];
+    let is_recording = std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && magic == crate::recording::format::MAGIC;
+    if !is_recording {
+        return Ok(LineFile::Original(path.to_path_buf()));
+    }
+    let reader = crate::recording::Reader::open(path).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: {e}", path.display()),
+        )
+    })?;
+    let tmp = std::env::temp_dir().join(format!(
+        "tickwire-inspect-{}-{}.raw",
+        std::process::id(),
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("recording")
+    ));
+    let out = io::BufWriter::new(std::fs::File::create(&tmp)?);
+    let file = LineFile::Converted(tmp);
+    crate::recording::convert::recording_to_raw(&reader, out).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: {e}", path.display()),
+        )
+    })?;
+    Ok(file)
+}
+
 /// Inspects one recording; see [`run_files`].
 pub fn run(
     adapter: &str,
@@ -224,8 +281,15 @@ pub fn run_files(
     }
     let mut decoder =
         decoder_for(adapter).ok_or_else(|| InspectError::UnknownAdapter(adapter.to_string()))?;
+    // Recordings in Tickwire's own format become the line format first, so both kinds of
+    // file go through exactly the same pipeline.
+    let converted = paths
+        .iter()
+        .map(|p| as_line_file(p.as_ref()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let paths: Vec<&Path> = converted.iter().map(|c| c.path()).collect();
     let mut line = Vec::with_capacity(4096);
-    let summary = replay(decoder.as_mut(), paths, |dec, item| {
+    let summary = replay(decoder.as_mut(), &paths, |dec, item| {
         line.clear();
         write_item(&mut line, dec, &item, book_depth);
         line.push(b'\n');

@@ -34,6 +34,7 @@ use tickwire_engine::event::FeedEvent;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::recording::RecordKind;
 use crate::venues::{
     BinanceDecoder, CoinbaseDecoder, DecodeStats, Decoded, KrakenDecoder, OkxDecoder,
     SymbolRegistry, VenueDecoder,
@@ -77,6 +78,22 @@ pub struct LiveConfig {
     pub ping_interval: Duration,
     pub idle_timeout: Duration,
     pub connect_timeout: Duration,
+    /// Sees every raw message of the session, exactly as sent or received (the recorder).
+    pub tap: Option<std::sync::Arc<dyn RawTap>>,
+}
+
+/// Receives the raw upstream traffic of a live session, before any decoding: what a
+/// recorder stores so that a replay runs the same decoders as live.
+pub trait RawTap: Send + Sync {
+    /// One message: `url` names the connection or HTTP endpoint, `ts` is when it was sent
+    /// or received (ns since the epoch).
+    fn raw(&self, kind: crate::recording::RecordKind, url: &str, ts: Nanos, payload: &[u8]);
+}
+
+impl std::fmt::Debug for dyn RawTap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RawTap")
+    }
 }
 
 impl LiveConfig {
@@ -92,6 +109,7 @@ impl LiveConfig {
             ping_interval: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(10),
+            tap: None,
         }
     }
 
@@ -262,7 +280,14 @@ impl<'c> Session<'c> {
             .map_err(|_| FeedError::Connect(format!("{}: timed out", cfg.ws_url)))?
             .map_err(|e| FeedError::Connect(format!("{}: {e}", cfg.ws_url)))?;
         tracing::info!(feed = %cfg.name, url = %cfg.ws_url, "connected");
+        let tap = |kind, url: &str, payload: &[u8]| {
+            if let Some(t) = &cfg.tap {
+                t.raw(kind, url, Nanos::now(), payload);
+            }
+        };
+        tap(RecordKind::Opened, &cfg.ws_url, b"");
         for sub in cfg.subscriptions() {
+            tap(RecordKind::Sent, &cfg.ws_url, sub.as_bytes());
             ws.send(Message::Text(sub.into()))
                 .await
                 .map_err(|e| FeedError::Disconnected(e.to_string()))?;
@@ -294,6 +319,7 @@ impl<'c> Session<'c> {
                             continue;
                         }
                     };
+                    tap(RecordKind::Received, &cfg.ws_url, bytes);
                     scratch.clear();
                     scratch.extend_from_slice(bytes);
                     self.on_message(&mut scratch, io).await?;
@@ -385,6 +411,9 @@ impl<'c> Session<'c> {
             .await
             .map_err(|_| FeedError::Connect(format!("{url}: timed out")))??;
         self.snapshots_fetched += 1;
+        if let Some(t) = &cfg.tap {
+            t.raw(RecordKind::HttpResponse, &url, Nanos::now(), &body);
+        }
         let mut out = Vec::new();
         self.decoder
             .decode_http(&url, &mut body, Nanos::now(), &mut out)

@@ -34,11 +34,13 @@ pub mod format;
 pub mod index;
 pub mod merge;
 pub mod reader;
+pub mod recorder;
 pub mod writer;
 
 pub use error::RecordingError;
 pub use merge::{Merge, MergedRecord};
 pub use reader::{Cursor, Reader, Record, RecordRef, Recovery};
+pub use recorder::Recorder;
 pub use writer::{Writer, WriterOptions, WriterSummary};
 
 /// Identifies one stream (connection, or HTTP endpoint) inside a recording.

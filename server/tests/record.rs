@@ -1,0 +1,152 @@
+//! `tickwire record`: the exchange simulator plays a real recorded feed, the recorder
+//! captures it into Tickwire's recording format, and `tickwire inspect` of the recording
+//! gives exactly the normalized events (and verified checksums) of inspecting the original
+//! file. Receive timestamps differ by nature (the recording has its own), and are excluded.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn feed(name: &str) -> PathBuf {
+    let p = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/real-feeds"
+    ))
+    .join(name);
+    assert!(p.is_file(), "recorded feed {} is missing", p.display());
+    p
+}
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tickwire"));
+    c.env("RUST_LOG", "warn");
+    c
+}
+
+/// Events and summary of `tickwire inspect`, events without their receive time and source
+/// position.
+fn inspect(adapter: &str, file: &Path) -> (Vec<Value>, Value) {
+    let out = bin()
+        .args(["inspect", "--adapter", adapter])
+        .arg(file)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run inspect");
+    assert!(out.status.success(), "inspect {} failed", file.display());
+    let mut events = Vec::new();
+    let mut summary = Value::Null;
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let mut v: Value = serde_json::from_str(line).unwrap();
+        if v["type"] == "summary" {
+            summary = v["summary"].take();
+            continue;
+        }
+        let o = v.as_object_mut().unwrap();
+        // Messages without an exchange time (Coinbase snapshots) carry their receive time
+        // as `ts`: that, too, is the recording's own.
+        if o.get("ts") == o.get("recv_ts") {
+            o.remove("ts");
+        }
+        for k in ["recv_ts", "line", "file"] {
+            o.remove(k);
+        }
+        events.push(v);
+    }
+    (events, summary)
+}
+
+fn record_through_simulator(venue: &str, file: &Path, instruments: &str, out: &Path) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut sim = bin()
+        .arg("exchange-sim")
+        .arg(file)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "simulator did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = bin()
+        .args([
+            "record",
+            "--feed",
+            venue,
+            "--instruments",
+            instruments,
+            "--until-idle-ms",
+            "2000",
+        ])
+        .args(["--feed-url", &format!("ws://127.0.0.1:{port}/ws")])
+        .arg("--out")
+        .arg(out)
+        .status()
+        .unwrap();
+    let _ = sim.kill();
+    let _ = sim.wait();
+    assert!(status.success(), "record failed");
+}
+
+#[test]
+fn recordings_of_the_simulator_inspect_like_the_original_files() {
+    let dir = std::env::temp_dir().join(format!("tickwire-record-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases = [
+        (
+            "kraken",
+            "kraken-2021-04-17-book.raw",
+            "XMR/USD,WAVES/EUR,ETH/CHF,SC/EUR",
+        ),
+        (
+            "okx",
+            "okx-2022-05-13-books-tickers-trades.raw",
+            "BTC-USD-220527,UNI-USD-SWAP,BTC-USDT",
+        ),
+        (
+            "coinbase",
+            "coinbase-2021-04-17-level2-ticker-matches.raw",
+            "SKL-USD,SKL-BTC,BAND-GBP,NMR-EUR,BAND-BTC,YFI-BTC,DASH-BTC,NU-GBP,CRV-EUR,SKL-GBP",
+        ),
+    ];
+    for (venue, name, instruments) in cases {
+        let original = feed(name);
+        let recording = dir.join(format!("{venue}.twrec"));
+        record_through_simulator(venue, &original, instruments, &recording);
+        let (want, want_summary) = inspect(venue, &original);
+        let (got, got_summary) = inspect(venue, &recording);
+        assert!(want.len() > 100, "{venue}: only {} events", want.len());
+        assert_eq!(got.len(), want.len(), "{venue}: event count");
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                g == w,
+                "{venue}: event {i} differs:\n got {g:.300}\nwant {w:.300}"
+            );
+        }
+        for k in [
+            "messages",
+            "events",
+            "checksums_verified",
+            "checksums_failed",
+            "sequence_gaps",
+            "resyncs",
+            "parse_errors",
+        ] {
+            assert_eq!(got_summary[k], want_summary[k], "{venue}: summary {k}");
+        }
+        eprintln!(
+            "{venue}: {} events, {} checksums verified, identical",
+            got.len(),
+            got_summary["checksums_verified"]
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
