@@ -290,15 +290,21 @@ pub fn encode_tick(
         }
     };
     if enc.deflate {
-        let op = if enc.msgpack {
-            Opcode::Binary
-        } else {
-            Opcode::Text
-        };
-        crate::deflate::deflate_frame(op, frame_payload(&plain))
+        compress_frame(&plain)
     } else {
         plain
     }
+}
+
+/// The permessage-deflate variant of an already encoded (plain) frame, same opcode: the
+/// compressed variants are always made from the plain ones, never by encoding again.
+pub fn compress_frame(plain: &Bytes) -> Bytes {
+    let op = if plain[0] & 0x0f == Opcode::Binary as u8 {
+        Opcode::Binary
+    } else {
+        Opcode::Text
+    };
+    crate::deflate::deflate_frame(op, frame_payload(plain))
 }
 
 /// Appends `s` as a JSON string literal with the escapes JSON requires.

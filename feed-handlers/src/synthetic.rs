@@ -170,10 +170,7 @@ impl SyntheticMarket {
                 meta,
                 price: Price(price),
                 qty: Qty(qty),
-                aggressor: Some(match side {
-                    Side::Buy => Side::Sell,
-                    Side::Sell => Side::Buy,
-                }),
+                aggressor: Some(side.opposite()),
             });
         }
         out.push(FeedEvent::Delta { meta, changes });

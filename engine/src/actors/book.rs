@@ -18,13 +18,12 @@ use actix::prelude::*;
 
 use crate::adapter::FeedCommand;
 use crate::book::{Coalescer, L2Book, Level};
-use crate::deflate::deflate_frame;
 use crate::domain::{Instrument, Nanos, Seq, SymbolId};
 use crate::event::FeedEvent;
 use crate::fanout::router::MAX_DEPTH;
 use crate::fanout::Hub;
 use crate::tick::{BookLevels, Channel, Encoding, FeedState, Tick, TickBody, TickHeader};
-use crate::wire::{encode_tick, frame_payload, Opcode, TickEncoder};
+use crate::wire::{compress_frame, encode_tick, TickEncoder};
 
 /// Apply one normalized event.
 #[derive(Message)]
@@ -124,16 +123,22 @@ impl BookActor {
         self.stats.ticks.fetch_add(1, Ordering::Relaxed);
         let mut frames: [bytes::Bytes; Encoding::COUNT] = Default::default();
         if !json.is_empty() {
-            // Every other encoding some session uses is made here, once for all of them.
-            for (i, slot) in frames.iter_mut().enumerate().skip(1) {
-                let enc = Encoding::from_index(i);
-                if self.hub.wants_encoding(enc) {
-                    *slot = if enc.msgpack {
-                        encode_tick(&self.instrument, &header, &body, enc, MAX_DEPTH)
-                    } else {
-                        deflate_frame(Opcode::Text, frame_payload(&json))
-                    };
+            // Every other encoding some session uses is made here, once for all of them;
+            // compressed variants come from the plain ones, so nothing is encoded twice.
+            let wants = |msgpack, deflate| self.hub.wants_encoding(Encoding { msgpack, deflate });
+            if wants(false, true) {
+                frames[1] = compress_frame(&json);
+            }
+            if wants(true, false) || wants(true, true) {
+                let plain = Encoding {
+                    msgpack: true,
+                    deflate: false,
+                };
+                let mp = encode_tick(&self.instrument, &header, &body, plain, MAX_DEPTH);
+                if wants(true, true) {
+                    frames[3] = compress_frame(&mp);
                 }
+                frames[2] = mp;
             }
         }
         frames[0] = json;

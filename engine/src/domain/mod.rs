@@ -21,6 +21,14 @@ pub enum Side {
 }
 
 impl Side {
+    /// The other side (a trade's aggressor is opposite the resting order it hit).
+    pub const fn opposite(self) -> Side {
+        match self {
+            Side::Buy => Side::Sell,
+            Side::Sell => Side::Buy,
+        }
+    }
+
     /// The wire name (`"buy"` / `"sell"`).
     pub const fn as_str(self) -> &'static str {
         match self {

@@ -20,7 +20,7 @@ use super::hub::Hub;
 use super::outbox::{Offer, Outbox, SlotId};
 use crate::domain::SymbolId;
 use crate::tick::{Channel, ChannelSet, Encoding, FeedState, Tick, TickBody};
-use crate::wire::encode_tick;
+use crate::wire::{compress_frame, encode_tick};
 
 /// A session's outbox as shared between its session, its transport and the router.
 pub type SharedOutbox = Rc<RefCell<Outbox>>;
@@ -87,6 +87,32 @@ pub struct Router {
 struct BookFrames {
     depth: u8,
     frames: [Option<Bytes>; Encoding::COUNT],
+}
+
+impl BookFrames {
+    /// The frame in `enc`, made once: a compressed variant from the cached plain one.
+    fn get(&mut self, enc: Encoding, tick: &Tick, instrument: &crate::domain::Instrument) -> Bytes {
+        if let Some(f) = &self.frames[enc.index()] {
+            return f.clone();
+        }
+        let f = if enc.deflate {
+            let plain = Encoding {
+                deflate: false,
+                ..enc
+            };
+            compress_frame(&self.get(plain, tick, instrument))
+        } else {
+            encode_tick(
+                instrument,
+                &tick.header,
+                &tick.body,
+                enc,
+                self.depth as usize,
+            )
+        };
+        self.frames[enc.index()] = Some(f.clone());
+        f
+    }
 }
 
 /// The frame of a quote, trade or status tick in `enc`; encoded here only when the tick was
@@ -314,17 +340,7 @@ impl Router {
                             self.book_cache.len() - 1
                         }
                     };
-                    let frame = self.book_cache[at].frames[s.encoding.index()]
-                        .get_or_insert_with(|| {
-                            encode_tick(
-                                instrument,
-                                &tick.header,
-                                &tick.body,
-                                s.encoding,
-                                s.depth as usize,
-                            )
-                        })
-                        .clone();
+                    let frame = self.book_cache[at].get(s.encoding, tick, instrument);
                     self.stats.offered += 1;
                     let r = s.outbox.borrow_mut().offer(id, seq, &frame, now);
                     self.stats.overflow_closes += (r == Offer::Overflow) as u64;

@@ -234,10 +234,7 @@ impl CoinbaseDecoder {
         })?;
         let (ps, ss) = self.registry.scales(id);
         let maker = side_of(str_field(v, "side")?)?;
-        let aggressor = match maker {
-            Side::Buy => Side::Sell,
-            Side::Sell => Side::Buy,
-        };
+        let aggressor = maker.opposite();
         out.push(Decoded::Event(FeedEvent::Trade {
             meta: EventMeta {
                 symbol: id,
