@@ -9,6 +9,7 @@
 //! | `GET /readyz` | 200 when every feed is live and every book synced; 503 with reasons |
 //! | `GET /metrics` | Prometheus text exposition (see `metrics.rs`) |
 //! | `GET /stats` | counters as JSON |
+//! | `POST /admin/reload` | re-read the configuration and apply what can change (see `reload.rs`); loopback clients only |
 //! | `POST /admin/fault/feed/{name}`, `POST /admin/fault/book/{symbol}` | fault injection, only with `--enable-fault-injection` |
 //!
 //! [`serve`] also owns the process lifecycle: on SIGTERM or SIGINT it stops accepting,
@@ -33,6 +34,7 @@ use tickwire_engine::Engine;
 
 use crate::config::{ServerConfig, SessionLimits};
 use crate::metrics::{FeedSnapshot, Metrics, Snapshot};
+use crate::reload::Reloader;
 use crate::session::Session;
 use crate::transport::{SessionShared, WsBody};
 use crate::worker::Worker;
@@ -44,6 +46,7 @@ pub struct AppState {
     pub limits: Arc<SessionLimits>,
     pub metrics: Arc<Metrics>,
     pub fault_injection: bool,
+    pub reloader: Arc<Reloader>,
 }
 
 /// The raw socket of a connection, captured at accept time.
@@ -200,6 +203,18 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+async fn admin_reload(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if !req.peer_addr().is_some_and(|a| a.ip().is_loopback()) {
+        return HttpResponse::Forbidden().body("reload is only accepted from loopback\n");
+    }
+    let reloader = state.reloader.clone();
+    match web::block(move || reloader.reload()).await {
+        Ok(report) if report.ok => HttpResponse::Ok().json(report),
+        Ok(report) => HttpResponse::UnprocessableEntity().json(report),
+        Err(e) => HttpResponse::InternalServerError().body(format!("{e}\n")),
+    }
+}
+
 async fn fault_feed(state: web::Data<AppState>, name: web::Path<String>) -> HttpResponse {
     if !state.fault_injection {
         return HttpResponse::NotFound().finish();
@@ -234,21 +249,29 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(metrics))
         .route("/healthz", web::get().to(|| async { "ok\n" }))
         .route("/readyz", web::get().to(readyz))
+        .route("/admin/reload", web::post().to(admin_reload))
         .route("/admin/fault/feed/{name}", web::post().to(fault_feed))
         .route("/admin/fault/book/{symbol}", web::post().to(fault_book))
         .configure(crate::web::routes);
 }
 
 /// Starts the engine and serves until the server stops: on SIGTERM/SIGINT it drains (see
-/// the module documentation) and returns `Ok`. Runs inside an actix system.
-pub async fn serve(config: ServerConfig, engine: Engine) -> anyhow::Result<()> {
+/// the module documentation) and returns `Ok`; on SIGHUP it reloads through `reloader`.
+/// Runs inside an actix system.
+pub async fn serve(
+    config: ServerConfig,
+    engine: Engine,
+    reloader: Arc<Reloader>,
+) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new(config.latency_sample_every));
     let state = web::Data::new(AppState {
         engine,
         limits: Arc::new(config.session.clone()),
         metrics: metrics.clone(),
         fault_injection: config.fault_injection,
+        reloader: reloader.clone(),
     });
+    actix_rt::spawn(reloader.listen_for_sighup());
     let send_buffer = config.session.socket_send_buffer;
     let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes))
         .workers(config.workers)

@@ -13,11 +13,13 @@
 //! * [`web`]: the embedded trading UI and JS client library.
 //! * [`config`]: every setting, the TOML file layout, environment overrides, validation.
 //! * [`metrics`]: counters, the latency histogram, and the Prometheus and JSON exports.
+//! * [`reload`]: applying a changed configuration on SIGHUP or `POST /admin/reload`.
 
 pub mod app;
 pub mod config;
 pub mod metrics;
 pub mod protocol;
+pub mod reload;
 pub mod session;
 pub mod transport;
 pub mod web;

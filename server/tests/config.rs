@@ -229,3 +229,41 @@ mod toml_like {
         out
     }
 }
+
+#[test]
+fn reload_reresolves_the_file_and_refuses_an_invalid_one_naming_the_key() {
+    let file = write_config("reload", "[feed]\nsymbols = 3\n");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let child = bin()
+        .args(["serve", "--feed", "synthetic", "--config"])
+        .arg(&file)
+        .args(["--listen", &listen])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut server = Server::adopt(port, child);
+    let ok = server.raw_request_for_test("POST", "/admin/reload");
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    assert!(ok.contains("\"ok\":true"), "{ok}");
+
+    std::fs::write(&file, "workers = 0\n").unwrap();
+    let refused = server.raw_request_for_test("POST", "/admin/reload");
+    assert!(refused.starts_with("HTTP/1.1 422"), "{refused}");
+    assert!(refused.contains("workers"), "{refused}");
+
+    // SIGHUP reloads too; without a handler it would end the process.
+    let pid = server.child.id().to_string();
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(server.is_running(), "SIGHUP ended the server");
+    assert_eq!(server.get("/healthz").trim(), "ok");
+}

@@ -14,6 +14,7 @@ use tickwire_engine::{Engine, EngineConfig};
 use tickwire_feeds::{SyntheticAdapter, SyntheticConfig};
 use tickwire_server::app;
 use tickwire_server::config::{FeedChoice, FileConfig, ServerConfig};
+use tickwire_server::reload::Reloader;
 
 /// Settings of `tickwire serve`. Each one is also a key of the configuration file and an
 /// environment variable (see docs/operations.md); a flag given here wins over both.
@@ -212,6 +213,10 @@ pub(crate) fn build_adapter(
 /// Runs the server until it is stopped (SIGTERM/SIGINT drain it; see `app::serve`).
 pub(crate) fn run(args: ServeArgs, log_json: bool) -> anyhow::Result<()> {
     let (config, notes) = args.resolve()?;
+    // A reload resolves the same layers again: the file and environment as they are now,
+    // under the flags given at start-up.
+    let reload_args = args.clone();
+    let reloader = Reloader::new(Box::new(move || Ok(reload_args.resolve()?.0)));
     super::logging::init(log_json || config.log_json);
     for n in notes {
         tracing::warn!("{n}");
@@ -233,6 +238,6 @@ pub(crate) fn run(args: ServeArgs, log_json: bool) -> anyhow::Result<()> {
             },
         )
         .context("starting the engine")?;
-        app::serve(config, engine).await
+        app::serve(config, engine, reloader).await
     })
 }

@@ -83,6 +83,11 @@ impl Server {
         self.raw_request("GET", path).expect("HTTP GET")
     }
 
+    /// The whole response (status line, headers, body) of a bodiless request.
+    pub fn raw_request_for_test(&self, method: &str, path: &str) -> String {
+        self.raw_request(method, path).expect("HTTP request")
+    }
+
     fn request(&self, method: &str, path: &str) -> std::io::Result<String> {
         let out = self.raw_request(method, path)?;
         Ok(out
