@@ -59,8 +59,12 @@ async fn ws_upgrade(
     state: web::Data<AppState>,
 ) -> actix_web::Result<HttpResponse> {
     let limits = &state.limits;
-    let (mut response, negotiated) = ws::negotiate(&req, limits.permessage_deflate)
-        .map_err(|e| actix_web::error::ErrorBadRequest(e.to_string()))?;
+    let (mut response, negotiated) = ws::negotiate(
+        &req,
+        limits.permessage_deflate,
+        limits.shared_streams.max_groups > 0,
+    )
+    .map_err(|e| actix_web::error::ErrorBadRequest(e.to_string()))?;
     let worker = Worker::current(state.engine.hub(), &state.limits, &state.metrics);
     let id = worker.next_session_id();
     let peer = req.peer_addr().map(|a| a.to_string()).unwrap_or_default();

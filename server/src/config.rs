@@ -10,6 +10,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use tickwire_engine::fanout::StreamConfig;
+
 use crate::protocol::RequestLimits;
 
 /// Which upstream feeds the engine runs.
@@ -71,6 +73,10 @@ pub struct SessionLimits {
     /// During a graceful shutdown, how long a session's queued output may take to leave
     /// before it is closed 1001 anyway.
     pub shutdown_flush: Duration,
+    /// Compression windows shared by the clients of identical streams (see
+    /// `tickwire_engine::fanout::streams`); `max_groups == 0` compresses every message on
+    /// its own.
+    pub shared_streams: StreamConfig,
 }
 
 impl Default for SessionLimits {
@@ -89,6 +95,7 @@ impl Default for SessionLimits {
             permessage_deflate: true,
             batch_window: Duration::ZERO,
             shutdown_flush: Duration::from_millis(1000),
+            shared_streams: StreamConfig::default(),
         }
     }
 }
@@ -227,6 +234,14 @@ pub struct SessionSection {
     pub sweep_interval_ms: u64,
     pub permessage_deflate: bool,
     pub batch_window_us: u64,
+    /// Per worker: most compression windows shared by clients of identical streams (0: every
+    /// message is compressed on its own).
+    pub shared_deflate_streams: usize,
+    /// zlib level (1..=9) of the shared compression windows.
+    pub shared_deflate_level: u32,
+    /// A client of a shared window with more than this many bytes waiting goes back to
+    /// independently compressed (conflatable) frames until it catches up.
+    pub shared_deflate_demote_bytes: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -295,6 +310,9 @@ impl Default for FileConfig {
                 sweep_interval_ms: ms(s.sweep_interval),
                 permessage_deflate: s.permessage_deflate,
                 batch_window_us: s.batch_window.as_micros() as u64,
+                shared_deflate_streams: s.shared_streams.max_groups,
+                shared_deflate_level: s.shared_streams.level,
+                shared_deflate_demote_bytes: s.shared_streams.demote_bytes,
             },
             shutdown: ShutdownSection {
                 drain_ms: ms(c.drain_timeout),
@@ -563,6 +581,32 @@ impl FileConfig {
                 format!("{} is more than 100000 (0.1 s)", s.batch_window_us),
             ));
         }
+        if !(1..=9).contains(&s.shared_deflate_level) {
+            return Err(bad(
+                "session.shared_deflate_level",
+                format!("{} is not in 1..=9", s.shared_deflate_level),
+            ));
+        }
+        if s.shared_deflate_demote_bytes < 1024
+            || s.shared_deflate_demote_bytes >= s.max_queued_bytes
+        {
+            return Err(bad(
+                "session.shared_deflate_demote_bytes",
+                format!(
+                    "{} must be at least 1024 and less than session.max_queued_bytes ({})",
+                    s.shared_deflate_demote_bytes, s.max_queued_bytes
+                ),
+            ));
+        }
+        if s.shared_deflate_streams > 10_000 {
+            return Err(bad(
+                "session.shared_deflate_streams",
+                format!(
+                    "{} is more than 10000 (each holds a few hundred KiB)",
+                    s.shared_deflate_streams
+                ),
+            ));
+        }
         if s.sweep_interval_ms > 10_000 {
             return Err(bad(
                 "session.sweep_interval_ms",
@@ -613,6 +657,11 @@ impl FileConfig {
                 shutdown_flush: d(self.shutdown.flush_ms),
                 permessage_deflate: s.permessage_deflate,
                 batch_window: Duration::from_micros(s.batch_window_us),
+                shared_streams: StreamConfig {
+                    max_groups: s.shared_deflate_streams,
+                    level: s.shared_deflate_level,
+                    demote_bytes: s.shared_deflate_demote_bytes,
+                },
             },
             fault_injection: self.enable_fault_injection,
             feed_backoff: d(self.feed.backoff_ms),

@@ -17,7 +17,7 @@ use actix::prelude::*;
 use bytes::Bytes;
 
 use tickwire_engine::domain::{Nanos, SymbolId, SymbolTable};
-use tickwire_engine::fanout::{CloseReason, Hub, SubscribeSpec};
+use tickwire_engine::fanout::{CloseReason, Hub, StreamSpec, SubscribeSpec};
 use tickwire_engine::tick::{Channel, ChannelSet};
 use tickwire_engine::wire::{frame, Opcode};
 
@@ -30,6 +30,15 @@ use crate::ws::{Inbound, InboundError, Negotiated};
 /// Default book depth when a subscribe names none.
 pub const DEFAULT_DEPTH: u8 = 10;
 
+/// A session's subscription of one symbol, as far as its messages depend on it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Held {
+    channels: ChannelSet,
+    depth: u8,
+    /// Some subscribe of this symbol asked for a throttle: its messages depend on timing.
+    throttled: bool,
+}
+
 /// See the module documentation.
 pub struct Session {
     shared: Rc<SessionShared>,
@@ -38,8 +47,9 @@ pub struct Session {
     hub: std::sync::Arc<Hub>,
     negotiated: Negotiated,
     subscribed: Vec<SymbolId>,
-    /// Channels held per subscribed symbol, for the subscription gauges.
-    channels: std::collections::HashMap<SymbolId, ChannelSet>,
+    /// What is held per subscribed symbol: for the subscription gauges and for finding the
+    /// sessions that receive identical streams (shared compression).
+    channels: std::collections::HashMap<SymbolId, Held>,
     /// The client sent a close frame.
     client_closed: bool,
 }
@@ -64,13 +74,27 @@ impl Session {
         }
     }
 
-    /// Records that `symbol`'s channels went from what we had to `now` (gauges by channel).
-    fn track_channels(&mut self, symbol: SymbolId, now: ChannelSet) {
+    /// Records that `symbol`'s channels went from what we had to `now` (gauges by channel);
+    /// `request` is the subscribe that did it, if one did.
+    fn track_channels(
+        &mut self,
+        symbol: SymbolId,
+        now: ChannelSet,
+        request: Option<&SubscribeSpec>,
+    ) {
         let before = if now.is_empty() {
             self.channels.remove(&symbol).unwrap_or_default()
         } else {
-            self.channels.insert(symbol, now).unwrap_or_default()
-        };
+            let old = self.channels.get(&symbol).copied();
+            let held = Held {
+                channels: now,
+                depth: request.map_or(old.map_or(DEFAULT_DEPTH, |o| o.depth), |r| r.depth),
+                throttled: old.is_some_and(|o| o.throttled)
+                    || request.is_some_and(|r| r.throttle.is_some()),
+            };
+            self.channels.insert(symbol, held).unwrap_or_default()
+        }
+        .channels;
         let gauges = &self.worker.metrics.subscriptions;
         for c in Channel::ALL {
             match (before.contains(c), now.contains(c)) {
@@ -79,6 +103,32 @@ impl Session {
                 _ => {}
             }
         }
+    }
+
+    /// What this session receives, for sharing a compression window with the sessions that
+    /// receive the same (`None` when it cannot: no context takeover, batching, throttles).
+    fn stream_spec(&self) -> Option<StreamSpec> {
+        let n = &self.negotiated;
+        if !(n.deflate && n.context_takeover) || n.batch {
+            return None;
+        }
+        let mut symbols = Vec::with_capacity(self.channels.len());
+        for (s, h) in &self.channels {
+            if h.throttled {
+                return None;
+            }
+            let depth = if h.channels.contains(Channel::Book) {
+                h.depth.clamp(1, tickwire_engine::fanout::MAX_DEPTH as u8)
+            } else {
+                0
+            };
+            symbols.push((*s, h.channels, depth));
+        }
+        symbols.sort_unstable_by_key(|x| x.0);
+        Some(StreamSpec {
+            msgpack: n.msgpack,
+            symbols,
+        })
     }
 
     fn send(&self, frame: Bytes) {
@@ -147,13 +197,16 @@ impl Session {
                 ));
                 let worker = self.worker.clone();
                 let mut router = worker.router.borrow_mut();
+                // The snapshots that follow are not part of any shared stream.
+                router.leave_stream(self.shared.id);
                 for s in ids {
                     let now = router.subscribe(self.shared.id, &self.shared.outbox, s, spec);
-                    self.track_channels(s, now);
+                    self.track_channels(s, now, Some(&spec));
                     if !self.subscribed.contains(&s) {
                         self.subscribed.push(s);
                     }
                 }
+                router.set_stream_spec(self.shared.id, &self.shared.outbox, self.stream_spec());
             }
             Request::Unsubscribe {
                 id,
@@ -167,13 +220,15 @@ impl Session {
                 {
                     let worker = self.worker.clone();
                     let mut router = worker.router.borrow_mut();
+                    router.leave_stream(self.shared.id);
                     for s in ids {
                         let left = router.unsubscribe(self.shared.id, s, channels);
-                        self.track_channels(s, left);
+                        self.track_channels(s, left, None);
                         if left.is_empty() {
                             self.subscribed.retain(|x| *x != s);
                         }
                     }
+                    router.set_stream_spec(self.shared.id, &self.shared.outbox, self.stream_spec());
                 }
                 self.send(protocol::ack(
                     "unsubscribed",
@@ -227,6 +282,7 @@ impl Actor for Session {
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
         let mut router = self.worker.router.borrow_mut();
+        router.remove_session(self.shared.id);
         for s in self.subscribed.drain(..) {
             router.unsubscribe(self.shared.id, s, ChannelSet(0xff));
         }
@@ -234,7 +290,7 @@ impl Actor for Session {
         self.hub.remove_session_encoding(self.negotiated.encoding());
         let metrics = &self.worker.metrics;
         for (_, held) in self.channels.drain() {
-            for c in held.iter() {
+            for c in held.channels.iter() {
                 metrics.subscriptions[c as usize].dec();
             }
         }

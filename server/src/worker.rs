@@ -19,7 +19,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tickwire_engine::fanout::{CloseReason, Hub, Router};
+use tickwire_engine::fanout::{CloseReason, Hub, Router, StreamStats};
 use tickwire_engine::wire::{frame, Opcode};
 
 use crate::config::SessionLimits;
@@ -40,6 +40,8 @@ pub struct Worker {
     index: usize,
     /// Router resyncs already added to the global metrics.
     reported_resyncs: Cell<u64>,
+    /// Shared-stream counters already added to the global metrics.
+    reported_streams: Cell<StreamStats>,
     /// When this worker first saw the server draining.
     drain_started: Cell<Option<Instant>>,
 }
@@ -56,7 +58,11 @@ impl Worker {
                 return w.clone();
             }
             let index = hub.claim_worker();
-            let router = Rc::new(RefCell::new(Router::new(hub.clone(), index)));
+            let router = Rc::new(RefCell::new(Router::with_streams(
+                hub.clone(),
+                index,
+                limits.shared_streams,
+            )));
             let worker = Rc::new(Worker {
                 router: router.clone(),
                 limits: limits.clone(),
@@ -65,6 +71,7 @@ impl Worker {
                 next_session: Cell::new(0),
                 index,
                 reported_resyncs: Cell::new(0),
+                reported_streams: Cell::new(StreamStats::default()),
                 drain_started: Cell::new(None),
             });
             actix_rt::spawn(Router::run(router));
@@ -115,6 +122,20 @@ async fn sweep(worker: std::rc::Weak<Worker>) {
         w.metrics
             .router_resyncs
             .add(resyncs - w.reported_resyncs.replace(resyncs));
+        let streams = {
+            let mut router = w.router.borrow_mut();
+            router.maintain_streams();
+            router.stream_stats()
+        };
+        let was = w.reported_streams.replace(streams);
+        let m = &w.metrics;
+        m.shared_streams
+            .add(streams.groups as i64 - was.groups as i64);
+        m.shared_stream_members
+            .add(streams.members as i64 - was.members as i64);
+        m.shared_stream_demotions
+            .add(streams.demotions - was.demotions);
+        m.shared_stream_frames.add(streams.frames - was.frames);
         let draining = w.metrics.draining.load(Ordering::Relaxed);
         if draining && w.drain_started.get().is_none() {
             w.drain_started.set(Some(now));

@@ -1,5 +1,6 @@
 //! permessage-deflate: negotiation, shared compressed frames that decode to exactly the
-//! uncompressed messages, and the defined outcome of hostile compressed input (zip bomb:
+//! uncompressed messages (each message compressed on its own, and windows shared by the
+//! clients of one stream), and the defined outcome of hostile compressed input (zip bomb:
 //! 1009; garbage: 1007; RSV1 without negotiation: 1002) while other clients carry on.
 //!
 //! The client here is written by hand over a raw socket so the test controls every bit;
@@ -33,6 +34,30 @@ fn inflate(payload: &[u8]) -> Vec<u8> {
 
 const OFFER: &str = "permessage-deflate; client_max_window_bits";
 
+/// An offer that asks for every server message to be compressed on its own.
+const OFFER_NO_CONTEXT: &str =
+    "permessage-deflate; client_max_window_bits; server_no_context_takeover";
+
+/// A client that keeps one inflater window over its connection, as context takeover asks.
+struct WindowInflater(Decompress);
+
+impl WindowInflater {
+    fn new() -> Self {
+        WindowInflater(Decompress::new(false))
+    }
+    fn inflate(&mut self, payload: &[u8]) -> Vec<u8> {
+        let mut input = payload.to_vec();
+        input.extend_from_slice(&[0, 0, 0xff, 0xff]);
+        let mut out = Vec::with_capacity(256 * 1024);
+        let start = self.0.total_in();
+        self.0
+            .decompress_vec(&input, &mut out, FlushDecompress::Sync)
+            .expect("a frame the window decodes");
+        assert_eq!((self.0.total_in() - start) as usize, input.len());
+        out
+    }
+}
+
 #[tokio::test]
 async fn compressed_frames_decode_to_the_uncompressed_messages() {
     let server = Server::start(&["--symbols", "4", "--rate", "400"]);
@@ -40,7 +65,7 @@ async fn compressed_frames_decode_to_the_uncompressed_messages() {
     plain
         .send(subscribe(1, &["SYM0001"], &["quote", "trade", "book"]))
         .await;
-    let mut raw = Raw::connect(server.port, Some(OFFER));
+    let mut raw = Raw::connect(server.port, Some(OFFER_NO_CONTEXT));
     assert!(
         raw.response_head
             .contains("permessage-deflate; server_no_context_takeover; client_no_context_takeover"),
@@ -86,6 +111,88 @@ async fn compressed_frames_decode_to_the_uncompressed_messages() {
         }
     }
     assert!(compared > 100, "only {compared} messages in common");
+}
+
+/// Reads raw frames until `n` JSON messages arrived, inflating with one window.
+fn read_with_window(raw: &mut Raw, inflater: &mut WindowInflater, n: usize, out: &mut Vec<Value>) {
+    let target = out.len() + n;
+    while out.len() < target {
+        let (first, p) = raw.read_frame();
+        if first & 0x0f != 0x1 {
+            continue;
+        }
+        let text = if first & 0x40 != 0 {
+            inflater.inflate(&p)
+        } else {
+            p
+        };
+        out.push(serde_json::from_slice(&text).expect("valid JSON after inflating"));
+    }
+}
+
+#[tokio::test]
+async fn clients_of_one_stream_share_a_window_and_decode_exactly_what_plain_clients_get() {
+    let server = Server::start(&["--feed", "synthetic", "--symbols", "4", "--rate", "800"]);
+    let channels = ["quote", "trade", "book"];
+    let mut plain = Client::connect(&server).await;
+    plain
+        .send(subscribe(1, &["SYM0001", "SYM0002"], &channels))
+        .await;
+    let mut raws: Vec<Raw> = (0..3)
+        .map(|_| Raw::connect(server.port, Some(OFFER)))
+        .collect();
+    for r in &mut raws {
+        // Browsers' offer leaves the server's context to the server: it keeps it.
+        assert!(
+            r.response_head.contains(
+                "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover"
+            ) || r.response_head.contains(
+                "sec-websocket-extensions: permessage-deflate; client_no_context_takeover"
+            ),
+            "{}",
+            r.response_head
+        );
+        let sub = subscribe(1, &["SYM0001", "SYM0002"], &channels).to_string();
+        r.send_frame(0x81, sub.as_bytes());
+    }
+    let mut inflaters: Vec<WindowInflater> = (0..3).map(|_| WindowInflater::new()).collect();
+    let mut got: Vec<Vec<Value>> = vec![Vec::new(); 3];
+    for (i, r) in raws.iter_mut().enumerate() {
+        read_with_window(r, &mut inflaters[i], 200, &mut got[i]);
+    }
+    // One client widens its subscription mid-stream (it leaves the shared window for its
+    // snapshot and joins another), another keeps reading: both keep decoding.
+    let sub = subscribe(2, &["SYM0003"], &channels).to_string();
+    raws[0].send_frame(0x81, sub.as_bytes());
+    for (i, r) in raws.iter_mut().enumerate() {
+        read_with_window(r, &mut inflaters[i], 300, &mut got[i]);
+    }
+    let stats = server.stats();
+    assert!(
+        stats["shared_stream_frames"].as_u64().unwrap() > 100,
+        "no shared window was used: {stats}"
+    );
+    let plain_msgs = plain.collect_for(Duration::from_millis(1500)).await;
+    let key = |m: &Value| {
+        (
+            m["type"].clone(),
+            m["symbol"].clone(),
+            m["chan_seq"].clone(),
+        )
+    };
+    for (i, msgs) in got.iter().enumerate() {
+        let mut compared = 0;
+        for m in msgs.iter().filter(|m| m["chan_seq"].is_u64()) {
+            if let Some(p) = plain_msgs.iter().find(|p| key(p) == key(m)) {
+                assert_eq!(p, m, "client {i}");
+                compared += 1;
+            }
+        }
+        assert!(
+            compared > 100,
+            "client {i}: only {compared} messages in common"
+        );
+    }
 }
 
 #[tokio::test]

@@ -84,6 +84,16 @@ const INVALID: &[(&str, &str, &str)] = &[
         "metrics.latency_sample_every",
     ),
     ("log not a bool", "[log]\njson = \"yes\"\n", "log.json"),
+    (
+        "shared deflate level out of range",
+        "[session]\nshared_deflate_level = 0\n",
+        "session.shared_deflate_level",
+    ),
+    (
+        "demotion threshold above the slow-consumer limit",
+        "[session]\nshared_deflate_demote_bytes = 8388608\n",
+        "session.shared_deflate_demote_bytes",
+    ),
     ("table where a value goes", "[listen]\nx = 1\n", "listen"),
 ];
 

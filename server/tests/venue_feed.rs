@@ -154,7 +154,10 @@ const COINBASE: [&str; 10] = [
 ];
 
 /// Reads a raw connection until it is quiet for `quiet`; returns (wire bytes, updates).
+/// Compressed messages are inflated as the negotiation says: each on its own, or with one
+/// window over the whole connection (server context takeover).
 fn drain(raw: &mut Raw, quiet: Duration) -> (usize, usize) {
+    let keep_window = !raw.response_head.contains("server_no_context_takeover");
     raw.s.set_read_timeout(Some(quiet)).unwrap();
     let (mut bytes, mut updates) = (0, 0);
     let mut inflater = flate2::Decompress::new(false);
@@ -171,7 +174,9 @@ fn drain(raw: &mut Raw, quiet: Duration) -> (usize, usize) {
         let text = if first & 0x40 != 0 {
             let mut input = payload.clone();
             input.extend_from_slice(&[0, 0, 0xff, 0xff]);
-            inflater.reset(false);
+            if !keep_window {
+                inflater.reset(false);
+            }
             let mut out = Vec::with_capacity(1 << 20);
             inflater
                 .decompress_vec(&input, &mut out, flate2::FlushDecompress::Sync)
@@ -190,8 +195,22 @@ fn drain(raw: &mut Raw, quiet: Duration) -> (usize, usize) {
 #[test]
 fn coinbase_replay_bytes_per_update_with_and_without_compression() {
     let file = feed("coinbase-2021-04-17-level2-ticker-matches.raw");
-    let mut results = Vec::new();
-    for deflate in [false, true] {
+    // No compression; every message compressed on its own (the client asked for
+    // server_no_context_takeover); and what browsers offer by default, which lets the client
+    // share a compression window with every client of the same stream.
+    let modes = [
+        ("uncompressed", None),
+        (
+            "per-message",
+            Some("permessage-deflate; client_max_window_bits; server_no_context_takeover"),
+        ),
+        (
+            "shared window",
+            Some("permessage-deflate; client_max_window_bits"),
+        ),
+    ];
+    let mut per_update = Vec::new();
+    for (name, offer) in modes {
         let sim = start_sim(&file, &["--pace-ms", "1"]);
         let url = format!("ws://127.0.0.1:{}/ws", sim.1);
         let server = Server::start(&[
@@ -202,19 +221,32 @@ fn coinbase_replay_bytes_per_update_with_and_without_compression() {
             "--instruments",
             &COINBASE.join(","),
         ]);
-        let offer = deflate.then_some("permessage-deflate; client_max_window_bits");
         let mut raw = Raw::connect(server.port, offer);
+        if offer.is_some() {
+            assert!(raw.response_head.contains("permessage-deflate"), "{name}");
+        }
         let sub = subscribe(1, &COINBASE, &["quote", "trade", "book"]).to_string();
         raw.send_frame(0x81, sub.as_bytes());
         let (bytes, updates) = drain(&mut raw, Duration::from_secs(3));
-        assert!(updates > 5_000, "only {updates} updates");
-        results.push(bytes as f64 / updates as f64);
-        eprintln!("coinbase replay, deflate={deflate}: {updates} updates, {bytes} bytes on the wire, {:.1} B/update", bytes as f64 / updates as f64);
+        assert!(updates > 5_000, "{name}: only {updates} updates");
+        per_update.push(bytes as f64 / updates as f64);
+        eprintln!(
+            "coinbase replay, {name}: {updates} updates, {bytes} bytes on the wire, {:.1} B/update",
+            bytes as f64 / updates as f64
+        );
     }
-    let ratio = results[0] / results[1];
-    eprintln!("compression saves {ratio:.2}x bytes per delivered update");
-    // Measured 2.48x: every message is compressed on its own so that one compressed frame
-    // serves all clients (see docs/benchmarks.md). This guards against regressions; the
-    // issue's 3x would need a per-connection window, i.e. compression per client.
-    assert!(ratio >= 2.3, "permessage-deflate saved only {ratio:.2}x");
+    let independent = per_update[0] / per_update[1];
+    let shared = per_update[0] / per_update[2];
+    eprintln!("compression saves {independent:.2}x per message on its own, {shared:.2}x with a shared window");
+    // Each message on its own was measured at 2.48x: small messages carry their own Huffman
+    // tables and find repeats only within themselves (see docs/benchmarks.md).
+    assert!(
+        independent >= 2.3,
+        "per-message compression saved only {independent:.2}x"
+    );
+    // The bandwidth issue asks for at least 3x.
+    assert!(
+        shared >= 3.0,
+        "shared-window compression saved only {shared:.2}x"
+    );
 }

@@ -8,6 +8,11 @@
 //!
 //! Subscribing also goes through the router, so that the snapshot a new subscriber gets and
 //! the updates that follow are ordered by `chan_seq` (older values are ignored by the slot).
+//!
+//! Sessions that share a compression stream ([`super::streams`]) get each message as the
+//! group's frame, queued in order, instead of through their conflation slots; a member that
+//! falls behind or would receive a different message than its group is demoted back to the
+//! slots on the spot.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -18,6 +23,7 @@ use bytes::Bytes;
 
 use super::hub::Hub;
 use super::outbox::{Offer, Outbox, SlotId};
+use super::streams::{self, SharedStreams, StreamConfig, StreamRoute, StreamSpec, StreamStats};
 use crate::domain::SymbolId;
 use crate::tick::{Channel, ChannelSet, Encoding, FeedState, Tick, TickBody};
 use crate::wire::{compress_frame, encode_tick};
@@ -54,6 +60,8 @@ struct Subscriber {
     /// Per channel: ticks with a `seq` at or below this predate the snapshot the session got
     /// when it subscribed (they may still sit in this worker's queue) and are skipped.
     start_seq: [u64; 3],
+    /// The session's shared-stream membership (the same cell in all its entries).
+    route: Rc<StreamRoute>,
 }
 
 impl Subscriber {
@@ -80,6 +88,7 @@ pub struct Router {
     worker: usize,
     by_symbol: Vec<Vec<Subscriber>>,
     book_cache: Vec<BookFrames>,
+    streams: SharedStreams,
     stats: RouterStats,
 }
 
@@ -125,16 +134,62 @@ fn tick_frame(tick: &Tick, enc: Encoding, instrument: &crate::domain::Instrument
 }
 
 impl Router {
-    /// A router for worker `worker` of `hub`.
+    /// A router for worker `worker` of `hub`, with the default shared-stream settings.
     pub fn new(hub: Arc<Hub>, worker: usize) -> Self {
+        Router::with_streams(hub, worker, StreamConfig::default())
+    }
+
+    /// A router for worker `worker` of `hub` with the given shared-stream settings.
+    pub fn with_streams(hub: Arc<Hub>, worker: usize, streams: StreamConfig) -> Self {
         let n = hub.symbols().len();
         Router {
             hub,
             worker,
             by_symbol: (0..n).map(|_| Vec::new()).collect(),
             book_cache: Vec::new(),
+            streams: SharedStreams::new(streams),
             stats: RouterStats::default(),
         }
+    }
+
+    /// Counters of this worker's shared compression streams.
+    pub fn stream_stats(&self) -> StreamStats {
+        self.streams.stats()
+    }
+
+    /// The shared-stream settings of this worker.
+    pub fn stream_config(&self) -> StreamConfig {
+        self.streams.config()
+    }
+
+    /// Declares what `session` receives from now on, for sharing a compression stream
+    /// (`None`: it must get independent frames). Call it after every change of the
+    /// session's subscriptions, and [`Router::leave_stream`] before one.
+    pub fn set_stream_spec(
+        &mut self,
+        session: SessionId,
+        outbox: &SharedOutbox,
+        spec: Option<StreamSpec>,
+    ) {
+        self.streams.route(session, outbox);
+        self.streams.set_spec(session, spec);
+    }
+
+    /// Takes `session` out of its compression stream, so that it may receive frames that
+    /// are not the stream's (snapshots of a new subscription).
+    pub fn leave_stream(&mut self, session: SessionId) {
+        self.streams.leave(session);
+    }
+
+    /// Forgets everything about `session` kept for shared streams (it ended).
+    pub fn remove_session(&mut self, session: SessionId) {
+        self.streams.remove(session);
+    }
+
+    /// Lets caught-up sessions (re)join their compression stream; the worker's sweep calls
+    /// this.
+    pub fn maintain_streams(&mut self) {
+        self.streams.maintain();
     }
 
     /// The hub this router drains.
@@ -178,6 +233,7 @@ impl Router {
                     depth,
                     encoding: spec.encoding,
                     start_seq: [0; 3],
+                    route: self.streams.route(session, outbox),
                 });
                 list.len() - 1
             }
@@ -292,9 +348,23 @@ impl Router {
         let seq = tick.header.chan_seq.0;
         let symbol_seq = tick.header.seq.0;
         let instrument = self.hub.symbols().get(symbol);
+        self.streams.begin_tick();
         match &tick.body {
             TickBody::Quote(_) => {
                 for s in subs {
+                    if let Some(g) = s.route.group() {
+                        if s.wants(Channel::Quote, symbol_seq) {
+                            let frame = self.streams.frame(g, || {
+                                tick_frame(tick, streams::plain(s.encoding), instrument)
+                            });
+                            self.stats.offered += 1;
+                            let r = push_member(&mut self.streams, s, g, frame);
+                            self.stats.overflow_closes += (r == Offer::Overflow) as u64;
+                            continue;
+                        }
+                        // Its group gets a message it must not: it cannot stay.
+                        self.streams.demote(&s.route, g);
+                    }
                     let Some(id) = s.quote_slot.filter(|_| s.wants(Channel::Quote, symbol_seq))
                     else {
                         continue;
@@ -314,7 +384,20 @@ impl Router {
                 // Status goes to every subscriber of the symbol, trades to trade subscribers.
                 let status = !matches!(tick.body, TickBody::Trade { .. });
                 for s in subs {
-                    if !status && !s.wants(Channel::Trade, symbol_seq) {
+                    let wanted = status || s.wants(Channel::Trade, symbol_seq);
+                    if let Some(g) = s.route.group() {
+                        if wanted {
+                            let frame = self.streams.frame(g, || {
+                                tick_frame(tick, streams::plain(s.encoding), instrument)
+                            });
+                            self.stats.offered += 1;
+                            let r = push_member(&mut self.streams, s, g, frame);
+                            self.stats.overflow_closes += (r == Offer::Overflow) as u64;
+                            continue;
+                        }
+                        self.streams.demote(&s.route, g);
+                    }
+                    if !wanted {
                         continue;
                     }
                     self.stats.offered += 1;
@@ -326,20 +409,25 @@ impl Router {
             TickBody::Book(_) => {
                 self.book_cache.clear();
                 for s in subs {
-                    let Some(id) = s.book_slot.filter(|_| s.wants(Channel::Book, symbol_seq))
-                    else {
+                    let wanted = s.wants(Channel::Book, symbol_seq);
+                    if let Some(g) = s.route.group() {
+                        if wanted {
+                            let at = book_frames_at(&mut self.book_cache, s.depth);
+                            let cache = &mut self.book_cache[at];
+                            let frame = self.streams.frame(g, || {
+                                cache.get(streams::plain(s.encoding), tick, instrument)
+                            });
+                            self.stats.offered += 1;
+                            let r = push_member(&mut self.streams, s, g, frame);
+                            self.stats.overflow_closes += (r == Offer::Overflow) as u64;
+                            continue;
+                        }
+                        self.streams.demote(&s.route, g);
+                    }
+                    let Some(id) = s.book_slot.filter(|_| wanted) else {
                         continue;
                     };
-                    let at = match self.book_cache.iter().position(|b| b.depth == s.depth) {
-                        Some(at) => at,
-                        None => {
-                            self.book_cache.push(BookFrames {
-                                depth: s.depth,
-                                frames: Default::default(),
-                            });
-                            self.book_cache.len() - 1
-                        }
-                    };
+                    let at = book_frames_at(&mut self.book_cache, s.depth);
                     let frame = self.book_cache[at].get(s.encoding, tick, instrument);
                     self.stats.offered += 1;
                     let r = s.outbox.borrow_mut().offer(id, seq, &frame, now);
@@ -354,6 +442,9 @@ impl Router {
     /// were lost show as a `chan_seq` gap.
     pub fn resync_all(&mut self) {
         self.stats.resyncs += 1;
+        // Members lost the same ticks, but the last values are conflation's business: let
+        // the slots take them (and ignore what is not newer); members rejoin later.
+        self.streams.leave_all();
         for i in 0..self.by_symbol.len() {
             if self.by_symbol[i].is_empty() {
                 continue;
@@ -394,6 +485,29 @@ impl Router {
                 // Let sessions write before taking the next batch.
                 tokio::task::yield_now().await;
             }
+        }
+    }
+}
+
+/// Queues a group frame for member `s` of group `g`, demoting it if it fell behind.
+#[inline]
+fn push_member(streams: &mut SharedStreams, s: &Subscriber, g: u32, frame: Bytes) -> Offer {
+    let mut ob = s.outbox.borrow_mut();
+    let r = ob.push_event(frame);
+    streams.demote_if_behind(&s.route, g, ob.queued_bytes());
+    r
+}
+
+/// The index of the book frames cached for `depth`, added if missing.
+fn book_frames_at(cache: &mut Vec<BookFrames>, depth: u8) -> usize {
+    match cache.iter().position(|b| b.depth == depth) {
+        Some(at) => at,
+        None => {
+            cache.push(BookFrames {
+                depth,
+                frames: Default::default(),
+            });
+            cache.len() - 1
         }
     }
 }

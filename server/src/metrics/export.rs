@@ -82,6 +82,8 @@ pub struct Snapshot {
     pub books: u64,
     pub ticks_published: u64,
     pub replay_sessions: i64,
+    /// Shared compression windows: (windows, members, demotions, frames).
+    pub shared_streams: (i64, i64, u64, u64),
     pub latency: (f64, u64, Vec<(f64, u64)>),
     pub draining: bool,
     pub process: Option<ProcessSnapshot>,
@@ -121,6 +123,12 @@ impl Snapshot {
             books: 0,
             ticks_published: 0,
             replay_sessions: m.replay_sessions.get(),
+            shared_streams: (
+                m.shared_streams.get(),
+                m.shared_stream_members.get(),
+                m.shared_stream_demotions.get(),
+                m.shared_stream_frames.get(),
+            ),
             latency: m.latency.read(),
             draining: m.draining.load(Ordering::Relaxed),
             process: ProcessSnapshot::read(),
@@ -330,6 +338,31 @@ impl Collector for Snapshot {
             "tickwire_replay_sessions",
             "Replay sessions running (replay does not exist yet).",
             self.replay_sessions,
+        )?;
+        let (windows, members, demotions, frames) = self.shared_streams;
+        gauge(
+            e,
+            "tickwire_shared_deflate_streams",
+            "Compression windows shared by the clients of identical streams.",
+            windows,
+        )?;
+        gauge(
+            e,
+            "tickwire_shared_deflate_members",
+            "Sessions following a shared compression window.",
+            members,
+        )?;
+        counter(
+            e,
+            "tickwire_shared_deflate_demotions",
+            "Sessions that fell behind their shared window and went back to independently compressed, conflatable frames.",
+            demotions,
+        )?;
+        counter(
+            e,
+            "tickwire_shared_deflate_frames",
+            "Messages compressed in a shared window (once per window, whatever its number of clients).",
+            frames,
         )?;
         gauge(
             e,

@@ -184,6 +184,14 @@ pub struct Metrics {
     pub checksum_failures: Counter,
     /// Replay sessions running (replay does not exist yet: always 0).
     pub replay_sessions: Gauge,
+    /// Compression windows shared by clients of identical streams, now.
+    pub shared_streams: Gauge,
+    /// Sessions following a shared compression window, now.
+    pub shared_stream_members: Gauge,
+    /// Sessions that fell behind and left their shared window for independent frames.
+    pub shared_stream_demotions: Counter,
+    /// Messages compressed in a shared window (once per window, whatever its size).
+    pub shared_stream_frames: Counter,
 }
 
 impl Default for Metrics {
@@ -213,6 +221,10 @@ impl Metrics {
             draining: AtomicBool::new(false),
             checksum_failures: Counter::default(),
             replay_sessions: Gauge::default(),
+            shared_streams: Gauge::default(),
+            shared_stream_members: Gauge::default(),
+            shared_stream_demotions: Counter::default(),
+            shared_stream_frames: Counter::default(),
         }
     }
 
@@ -231,6 +243,10 @@ impl Metrics {
             "request_errors": self.request_errors.get(),
             "conflated": self.conflated.get(),
             "throttled": self.throttled.get(),
+            "shared_streams": self.shared_streams.get(),
+            "shared_stream_members": self.shared_stream_members.get(),
+            "shared_stream_demotions": self.shared_stream_demotions.get(),
+            "shared_stream_frames": self.shared_stream_frames.get(),
         });
         for r in DisconnectReason::ALL {
             v[format!("disconnects_{}", r.as_str())] = self.disconnects[r as usize].get().into();

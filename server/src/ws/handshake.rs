@@ -1,12 +1,15 @@
 //! Opening handshake: accept key, subprotocol, and permessage-deflate negotiation.
 //!
 //! We accept a `permessage-deflate` offer whenever we can honour it, and always answer with
-//! `server_no_context_takeover` (each server message is compressed on its own, so one
-//! compressed frame serves every subscriber; see `tickwire_engine::deflate`) and
 //! `client_no_context_takeover` (each client message is inflated on its own, so no
-//! per-connection window is kept). An offer that limits our window below 15 bits is
-//! declined (we would have to compress per connection); the next offer, or no compression,
-//! is used instead, as RFC 7692 allows.
+//! per-connection window is kept). When the client leaves the server's context to us (it
+//! did not ask for `server_no_context_takeover`), we keep it: the connection may then share
+//! a compression window with the other clients of the same stream
+//! (`tickwire_engine::fanout::streams`); otherwise, or with shared streams turned off, we
+//! answer `server_no_context_takeover` too and every message is compressed on its own (one
+//! compressed frame then serves every subscriber; see `tickwire_engine::deflate`). An offer
+//! that limits our window below 15 bits is declined (we would have to compress per
+//! connection); the next offer, or no compression, is used instead, as RFC 7692 allows.
 
 use actix_http::header::{HeaderValue, SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_PROTOCOL};
 use actix_http::ws::{handshake, HandshakeError};
@@ -31,6 +34,9 @@ pub const MSGPACK_BATCH_PROTOCOL: &str = "tickwire.msgpack.batch";
 pub struct Negotiated {
     /// permessage-deflate is on for this connection.
     pub deflate: bool,
+    /// The server kept its compression context (no `server_no_context_takeover`): the
+    /// connection may follow a shared compression stream.
+    pub context_takeover: bool,
     /// The client accepts batched frames (arrays of messages).
     pub batch: bool,
     /// Messages are MessagePack binary frames instead of JSON text.
@@ -47,27 +53,40 @@ impl Negotiated {
     }
 }
 
-/// The response header value when permessage-deflate is accepted.
+/// The response header value when permessage-deflate is accepted without context
+/// takeover: every message compressed on its own.
 pub const DEFLATE_RESPONSE: &str =
     "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
 
-/// Validates the upgrade request and builds the 101 response.
+/// The response header value when the server keeps its compression context.
+pub const DEFLATE_CONTEXT_RESPONSE: &str = "permessage-deflate; client_no_context_takeover";
+
+/// Validates the upgrade request and builds the 101 response. `allow_context` permits
+/// keeping the server's compression context when the client leaves it to us.
 pub fn negotiate(
     req: &HttpRequest,
     allow_deflate: bool,
+    allow_context: bool,
 ) -> Result<(actix_http::ResponseBuilder, Negotiated), HandshakeError> {
     let mut response = handshake(req.head())?;
-    let deflate = allow_deflate
-        && req
-            .headers()
-            .get_all(SEC_WEBSOCKET_EXTENSIONS)
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(acceptable_deflate_offer);
+    // The first offer we can honour wins (RFC 7692 §5: offers are in preference order).
+    let offer = req
+        .headers()
+        .get_all(SEC_WEBSOCKET_EXTENSIONS)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find(|o| acceptable_deflate_offer(o))
+        .filter(|_| allow_deflate);
+    let deflate = offer.is_some();
+    let context_takeover = allow_context && offer.is_some_and(|o| !asks_no_server_context(o));
     if deflate {
         response.insert_header((
             SEC_WEBSOCKET_EXTENSIONS,
-            HeaderValue::from_static(DEFLATE_RESPONSE),
+            HeaderValue::from_static(if context_takeover {
+                DEFLATE_CONTEXT_RESPONSE
+            } else {
+                DEFLATE_RESPONSE
+            }),
         ));
     }
     // The first offered subprotocol we speak wins, as RFC 6455 leaves the choice to us.
@@ -94,10 +113,19 @@ pub fn negotiate(
         response,
         Negotiated {
             deflate,
+            context_takeover,
             batch: matches!(chosen, Some(JSON_BATCH_PROTOCOL | MSGPACK_BATCH_PROTOCOL)),
             msgpack: matches!(chosen, Some(MSGPACK_PROTOCOL | MSGPACK_BATCH_PROTOCOL)),
         },
     ))
+}
+
+/// Whether an (acceptable) offer asks the server not to keep its compression context.
+fn asks_no_server_context(offer: &str) -> bool {
+    offer
+        .split(';')
+        .skip(1)
+        .any(|p| p.trim() == "server_no_context_takeover")
 }
 
 /// Whether one offer (`permessage-deflate; param; param=value`) can be accepted as we answer.
@@ -146,6 +174,17 @@ mod tests {
         ));
         assert!(ok("permessage-deflate; server_max_window_bits=15"));
         assert!(ok("permessage-deflate; client_max_window_bits=\"10\""));
+    }
+
+    #[test]
+    fn keeps_the_server_context_only_when_the_client_leaves_it_to_us() {
+        use super::asks_no_server_context as no_ctx;
+        assert!(!no_ctx("permessage-deflate; client_max_window_bits"));
+        assert!(!no_ctx("permessage-deflate; server_max_window_bits=15"));
+        assert!(no_ctx(
+            "permessage-deflate; client_max_window_bits; server_no_context_takeover"
+        ));
+        assert!(no_ctx("permessage-deflate;server_no_context_takeover"));
     }
 
     #[test]

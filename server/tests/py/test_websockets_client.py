@@ -76,26 +76,37 @@ SUB = {"op": "subscribe", "id": 1, "symbols": ["SYM0001"], "channels": ["quote",
 
 
 def test_compression_is_negotiated_and_transparent(server):
+    """Both ways of compressing decode to what an uncompressed client reads: the library's
+    default offer lets the server keep its context (the client shares a window with every
+    client of the same stream); asking for server_no_context_takeover gets every message
+    compressed on its own."""
+    from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
+
     async def run():
-        async with websockets.connect(server) as deflated, websockets.connect(
-            server, compression=None
-        ) as plain:
-            ext = deflated.response.headers.get("Sec-WebSocket-Extensions", "")
+        no_context = [ClientPerMessageDeflateFactory(server_no_context_takeover=True)]
+        async with websockets.connect(server) as shared, websockets.connect(
+            server, extensions=no_context
+        ) as independent, websockets.connect(server, compression=None) as plain:
+            ext = shared.response.headers.get("Sec-WebSocket-Extensions", "")
+            assert "permessage-deflate" in ext and "server_no_context_takeover" not in ext, ext
+            ext = independent.response.headers.get("Sec-WebSocket-Extensions", "")
             assert "permessage-deflate" in ext and "server_no_context_takeover" in ext, ext
             assert "Sec-WebSocket-Extensions" not in plain.response.headers
-            await deflated.send(json.dumps(SUB))
-            await plain.send(json.dumps(SUB))
-            a, b = await asyncio.gather(collect(deflated, 2.0), collect(plain, 2.0))
-            return a, b
+            for ws in (shared, independent, plain):
+                await ws.send(json.dumps(SUB))
+            return await asyncio.gather(
+                collect(shared, 2.0), collect(independent, 2.0), collect(plain, 2.0)
+            )
 
-    a, b = asyncio.run(run())
-    assert a[0]["type"] == "subscribed"
+    a, c, b = asyncio.run(run())
     key = lambda m: (m.get("type"), m.get("symbol"), m.get("chan_seq"))
     plain = {key(m): m for m in b if "chan_seq" in m}
-    common = [m for m in a if key(m) in plain]
-    assert len(common) > 100, len(common)
-    for m in common:
-        assert m == plain[key(m)]
+    for got in (a, c):
+        assert got[0]["type"] == "subscribed"
+        common = [m for m in got if key(m) in plain]
+        assert len(common) > 100, len(common)
+        for m in common:
+            assert m == plain[key(m)]
 
 
 def test_errors_and_pings_over_a_compressed_connection(server):
