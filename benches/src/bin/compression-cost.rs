@@ -2,7 +2,11 @@
 //! clients that negotiate permessage-deflate, against the same run without compression.
 //!
 //! Usage: `compression-cost --url 127.0.0.1:PORT --pid SERVER_PID --clients 1000
-//! --symbols SYM0000,SYM0001,... --seconds 10 [--deflate]`
+//! --symbols SYM0000,SYM0001,... --seconds 10 [--deflate [--no-context]]`
+//!
+//! `--deflate` offers what browsers offer (the server may keep its context: clients of the
+//! same stream share a window); `--no-context` adds `server_no_context_takeover`, so every
+//! message is compressed on its own.
 //!
 //! Clients are raw WebSocket clients (handshake and frame reading by hand, spread over a few
 //! threads); they count frames and bytes but do not inflate, since the figure of interest is
@@ -37,12 +41,12 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap()
 }
 
-fn connect(addr: &str, deflate: bool, subscribe: &str) -> TcpStream {
+fn connect(addr: &str, deflate: bool, no_context: bool, subscribe: &str) -> TcpStream {
     let mut s = TcpStream::connect(addr).expect("connect");
-    let ext = if deflate {
-        "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
-    } else {
-        ""
+    let ext = match (deflate, no_context) {
+        (false, _) => "",
+        (true, false) => "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n",
+        (true, true) => "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits; server_no_context_takeover\r\n",
     };
     write!(
         s,
@@ -85,6 +89,7 @@ fn main() {
     let seconds: u64 = arg("--seconds").unwrap_or("10".into()).parse().unwrap();
     let symbols = arg("--symbols").expect("--symbols A,B,...");
     let deflate = std::env::args().any(|a| a == "--deflate");
+    let no_context = std::env::args().any(|a| a == "--no-context");
     let syms: Vec<String> = symbols.split(',').map(|s| format!("\"{s}\"")).collect();
     let subscribe = format!(
         r#"{{"op":"subscribe","id":1,"symbols":[{}],"channels":["quote","trade","book"]}}"#,
@@ -100,7 +105,7 @@ fn main() {
     for t in 0..threads {
         let socks: Vec<TcpStream> = (t..clients)
             .step_by(threads)
-            .map(|_| connect(&addr, deflate, &subscribe))
+            .map(|_| connect(&addr, deflate, no_context, &subscribe))
             .collect();
         let (frames, bytes, stop) = (frames.clone(), bytes.clone(), stop.clone());
         handles.push(std::thread::spawn(move || {

@@ -21,6 +21,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+/// Queue capacity (entries) an outbox keeps once it has drained.
+const IDLE_QUEUE_CAPACITY: usize = 16;
+
 /// Index of a conflation slot within one outbox.
 pub type SlotId = u32;
 
@@ -406,6 +409,14 @@ impl Outbox {
             }
         }
         self.drained = true;
+        // A burst (or a shared-stream member catching up) may have grown the queues; an
+        // idle session should not keep that memory.
+        if self.frames.capacity() > IDLE_QUEUE_CAPACITY {
+            self.frames.shrink_to(IDLE_QUEUE_CAPACITY);
+        }
+        if self.entries.capacity() > IDLE_QUEUE_CAPACITY {
+            self.entries.shrink_to(IDLE_QUEUE_CAPACITY);
+        }
         if let Some(reason) = &self.closing {
             if !self.close_sent {
                 self.close_sent = true;
