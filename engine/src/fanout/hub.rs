@@ -220,6 +220,11 @@ impl Hub {
         inbox.overflowed.swap(false, Ordering::AcqRel)
     }
 
+    /// Whether `worker`'s queue holds no tick right now.
+    pub fn queue_is_empty(&self, worker: usize) -> bool {
+        self.workers[worker].queue.is_empty()
+    }
+
     /// Drains without waiting (benchmarks and tests).
     pub fn try_recv_batch(&self, worker: usize, out: &mut Vec<Arc<Tick>>, max: usize) {
         let inbox = &self.workers[worker];

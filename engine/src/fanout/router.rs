@@ -465,8 +465,9 @@ impl Router {
             (r.hub.clone(), r.worker)
         };
         let mut batch = Vec::with_capacity(BATCH);
+        let mut resync_pending = false;
         loop {
-            let overflowed = hub.recv_batch(worker, &mut batch, BATCH).await;
+            resync_pending |= hub.recv_batch(worker, &mut batch, BATCH).await;
             let full = batch.len() == BATCH;
             {
                 let mut r = router.borrow_mut();
@@ -474,11 +475,13 @@ impl Router {
                 for t in batch.drain(..) {
                     r.dispatch(&t, Some(now));
                 }
-                if overflowed {
-                    // After the batch, not before: the last values are newer than anything
-                    // in it, and sending them first would make `seq` go backwards.
+                if resync_pending && (!full || hub.queue_is_empty(worker)) {
+                    // Once the queue is drained, not before: the last values are newer than
+                    // anything still queued, and sending them while older ticks wait behind
+                    // would make `seq` go backwards.
                     tracing::warn!(worker, "worker tick queue overflowed; resynchronizing");
                     r.resync_all();
+                    resync_pending = false;
                 }
             }
             if full {
