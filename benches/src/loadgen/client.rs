@@ -3,11 +3,18 @@
 //! the healthy read loop (timestamp, parse, account every frame) or the stalled behaviour
 //! (never read; watch the TCP state to see when the server gives up; drain at the end to read
 //! the close code).
+//!
+//! The read loop is built for cost: everything a read returns is handled in one go with one
+//! receive timestamp (the frames arrived together), through the lean connection in [`ws`]
+//! (no allocation or copy per message), and folded into the worker's statistics under one
+//! lock per read, not per message.
+//!
+//! [`ws`]: super::ws
 
 use super::procstat::{tcp_state, TCP_ESTABLISHED};
 use super::protocol::{subscribe_request, Kind, Parser};
 use super::stats::{ConnStats, FrameDelta, SeqTracker, WorkerStats};
-use futures_util::{SinkExt, StreamExt};
+use super::ws::{Event, WsConn, WsError};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -15,9 +22,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
 
 /// Errors connecting a client.
 #[derive(Debug, thiserror::Error)]
@@ -25,12 +29,17 @@ pub enum ConnectError {
     #[error("tcp: {0}")]
     Tcp(#[from] std::io::Error),
     #[error("websocket: {0}")]
-    Ws(#[from] tokio_tungstenite::tungstenite::Error),
+    Ws(#[from] WsError),
 }
 
 /// State shared by every client of a run.
 pub struct Shared {
     pub url: String,
+    /// `Host` header and request path of the URL.
+    pub host: String,
+    pub path: String,
+    /// Subprotocols offered, first preferred (none: the server's default).
+    pub subprotocols: Vec<String>,
     pub target: SocketAddr,
     pub channels: Vec<String>,
     pub depth: u32,
@@ -67,11 +76,11 @@ pub fn now_ns() -> i64 {
 
 /// Opens a TCP connection from `src` (if given) and performs the WebSocket handshake.
 pub async fn connect(
-    url: &str,
-    target: SocketAddr,
+    shared: &Shared,
     src: Option<IpAddr>,
     rcvbuf: Option<u32>,
-) -> Result<WebSocketStream<TcpStream>, ConnectError> {
+) -> Result<WsConn, ConnectError> {
+    let target = shared.target;
     let sock = match target {
         SocketAddr::V4(_) => TcpSocket::new_v4()?,
         SocketAddr::V6(_) => TcpSocket::new_v6()?,
@@ -82,13 +91,10 @@ pub async fn connect(
     if let Some(ip) = src {
         sock.bind(SocketAddr::new(ip, 0))?;
     }
-    let stream = sock.connect(target).await?;
+    let stream: TcpStream = sock.connect(target).await?;
     stream.set_nodelay(true)?;
-    // Small buffers: the generator holds tens of thousands of these.
-    let cfg = WebSocketConfig::default()
-        .read_buffer_size(16 * 1024)
-        .write_buffer_size(0);
-    let (ws, _resp) = tokio_tungstenite::client_async_with_config(url, stream, Some(cfg)).await?;
+    let (ws, _protocol) =
+        WsConn::handshake(stream, &shared.host, &shared.path, &shared.subprotocols).await?;
     Ok(ws)
 }
 
@@ -122,15 +128,12 @@ fn conns(s: &mut WorkerStats, stalled: bool) -> &mut ConnStats {
 }
 
 /// Records a server close frame.
-fn record_close(
-    c: &mut ConnStats,
-    frame: Option<tokio_tungstenite::tungstenite::protocol::CloseFrame>,
-) {
+fn record_close(c: &mut ConnStats, frame: Option<(u16, String)>) {
     match frame {
-        Some(f) => {
-            let code = u16::from(f.code).to_string();
+        Some((code, reason)) => {
+            let code = code.to_string();
             *c.close_codes.entry(code.clone()).or_default() += 1;
-            *c.close_reasons.entry(f.reason.to_string()).or_default() += 1;
+            *c.close_reasons.entry(reason).or_default() += 1;
             c.disconnect(format!("close {code}"));
         }
         None => {
@@ -152,7 +155,7 @@ pub async fn run_client(
     let rcvbuf = (stalled && sh.stalled_rcvbuf > 0).then_some(sh.stalled_rcvbuf);
     // A server whose accept backlog is full leaves connects hanging for minutes (SYN
     // retries): bound the connect + handshake, and give up when the run stops.
-    let attempt = tokio::time::timeout(CONNECT_TIMEOUT, connect(&sh.url, sh.target, src, rcvbuf));
+    let attempt = tokio::time::timeout(CONNECT_TIMEOUT, connect(&sh, src, rcvbuf));
     let mut stop = ctx.stop.clone();
     let res = tokio::select! {
         r = attempt => r.map_err(|_| "timeout".to_string()).and_then(|r| r.map_err(|e| e.to_string())),
@@ -175,7 +178,7 @@ pub async fn run_client(
     let reqs = subscribe_messages(&sh, &symbols);
     let n_reqs = reqs.len() as u64;
     for r in reqs {
-        let sent = tokio::time::timeout(CONNECT_TIMEOUT, ws.send(Message::text(r))).await;
+        let sent = tokio::time::timeout(CONNECT_TIMEOUT, ws.send_text(&r)).await;
         if let Some(e) = match sent {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(e.to_string()),
@@ -194,7 +197,7 @@ pub async fn run_client(
     sh.open.fetch_sub(1, Ordering::Relaxed);
 }
 
-async fn run_healthy(ctx: &mut ClientCtx, mut ws: WebSocketStream<TcpStream>, n_reqs: u64) {
+async fn run_healthy(ctx: &mut ClientCtx, mut ws: WsConn, n_reqs: u64) {
     let mut parser = Parser::default();
     let mut tracker = SeqTracker::default();
     let mut delta = FrameDelta::default();
@@ -204,77 +207,91 @@ async fn run_healthy(ctx: &mut ClientCtx, mut ws: WebSocketStream<TcpStream>, n_
         return;
     }
     loop {
-        let msg = tokio::select! {
+        let ready = tokio::select! {
             biased;
-            m = ws.next() => m,
+            r = ws.readable() => r,
             _ = ctx.stop.changed() => {
-                let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
+                let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(1000)).await;
                 return;
             }
         };
+        if let Err(e) = ready {
+            with_stats(ctx, |s| s.conns.disconnect(format!("error: {e}")));
+            return;
+        }
+        // One receive time for everything this read returns: it arrived together.
         let now = now_ns();
-        match msg {
-            Some(Ok(Message::Text(t))) => {
-                delta.clear();
-                delta.c.frames = 1;
-                delta.c.bytes = t.len() as u64;
-                let res = parser.parse(t.as_bytes(), |m| {
-                    match m.kind() {
-                        Kind::Subscribed => acks += 1,
-                        Kind::Error if errors.len() < 3 => errors.push(format!(
-                            "id={:?} code={} message={}",
-                            m.id,
-                            m.code.as_deref().unwrap_or("?"),
-                            m.message.as_deref().unwrap_or("")
-                        )),
-                        _ => {}
-                    }
-                    tracker.observe(&m, now, &mut delta);
-                });
-                if res.is_err() {
-                    delta.c.parse_errors += 1;
-                }
-                let measuring = ctx.shared.measuring.load(Ordering::Relaxed);
-                let newly_subscribed = acks == n_reqs && delta.c.subscribed_acks > 0;
-                with_stats(ctx, |s| {
-                    s.apply(&delta, measuring);
-                    if newly_subscribed {
-                        s.conns.fully_subscribed += 1;
-                    }
-                    for e in errors.drain(..) {
-                        if s.conns.server_errors.len() < 10 {
-                            s.conns.server_errors.push(e);
+        delta.clear();
+        let acks_before = acks;
+        let mut close = None;
+        let mut saw_close = false;
+        let res = ws
+            .read_available(|ev| match ev {
+                Event::Text(t) => {
+                    delta.c.frames += 1;
+                    delta.c.bytes += t.len() as u64;
+                    let res = parser.parse(t, |m| {
+                        match m.kind() {
+                            Kind::Subscribed => acks += 1,
+                            Kind::Error if errors.len() < 3 => errors.push(format!(
+                                "id={:?} code={} message={}",
+                                m.id,
+                                m.code.as_deref().unwrap_or("?"),
+                                m.message.as_deref().unwrap_or("")
+                            )),
+                            _ => {}
                         }
+                        tracker.observe(&m, now, &mut delta);
+                    });
+                    if res.is_err() {
+                        delta.c.parse_errors += 1;
                     }
-                });
+                }
+                Event::Binary(b) => {
+                    delta.c.frames += 1;
+                    delta.c.bytes += b.len() as u64;
+                    delta.c.other_msgs += 1;
+                }
+                Event::Close(f) => {
+                    saw_close = true;
+                    close = Some(f);
+                }
+            })
+            .await;
+        let measuring = ctx.shared.measuring.load(Ordering::Relaxed);
+        let newly_subscribed = acks_before < n_reqs && acks >= n_reqs;
+        with_stats(ctx, |s| {
+            s.apply(&delta, measuring);
+            if newly_subscribed {
+                s.conns.fully_subscribed += 1;
             }
-            Some(Ok(Message::Binary(b))) => {
-                delta.clear();
-                delta.c.frames = 1;
-                delta.c.bytes = b.len() as u64;
-                delta.c.other_msgs = 1;
-                let measuring = ctx.shared.measuring.load(Ordering::Relaxed);
-                with_stats(ctx, |s| s.apply(&delta, measuring));
+            for e in errors.drain(..) {
+                if s.conns.server_errors.len() < 10 {
+                    s.conns.server_errors.push(e);
+                }
             }
-            Some(Ok(Message::Close(f))) => {
-                with_stats(ctx, |s| record_close(&mut s.conns, f));
+            if let Some(f) = close.take() {
+                record_close(&mut s.conns, f);
+            }
+        });
+        match res {
+            Ok(true) => {}
+            Ok(false) => {
+                if !saw_close {
+                    with_stats(ctx, |s| s.conns.disconnect("eof"));
+                }
                 return;
             }
-            Some(Ok(_)) => {} // ping/pong: tungstenite answers pings itself
-            Some(Err(e)) => {
+            Err(e) => {
                 with_stats(ctx, |s| s.conns.disconnect(format!("error: {e}")));
-                return;
-            }
-            None => {
-                with_stats(ctx, |s| s.conns.disconnect("eof"));
                 return;
             }
         }
     }
 }
 
-async fn run_stalled(ctx: &mut ClientCtx, mut ws: WebSocketStream<TcpStream>) {
-    let fd = ws.get_ref().as_raw_fd();
+async fn run_stalled(ctx: &mut ClientCtx, mut ws: WsConn) {
+    let fd = ws.stream().as_raw_fd();
     let subscribed_at = tokio::time::Instant::now();
     let resume_at = ctx.shared.stall_read_after.map(|d| subscribed_at + d);
     let mut closed_seen = false;
@@ -305,33 +322,49 @@ async fn run_stalled(ctx: &mut ClientCtx, mut ws: WebSocketStream<TcpStream>) {
         if deadline.is_none() && *ctx.stop.borrow() {
             deadline = Some(tokio::time::Instant::now() + Duration::from_secs(3));
         }
-        let next = async {
-            match deadline {
-                Some(d) => tokio::time::timeout_at(d, ws.next()).await.ok(),
-                None => tokio::select! {
-                    m = ws.next() => Some(m),
-                    _ = ctx.stop.changed() => None,
-                },
-            }
+        let ready = match deadline {
+            Some(d) => tokio::time::timeout_at(d, ws.readable()).await.ok(),
+            None => tokio::select! {
+                r = ws.readable() => Some(r),
+                _ = ctx.stop.changed() => None,
+            },
         };
-        let ended = match next.await {
+        let ended = match ready {
             None if deadline.is_some() => {
                 with_stats(ctx, |s| s.stalled.disconnect("still open at end"));
                 return;
             }
             None => continue, // the run stopped: set the deadline and go on draining
-            Some(Some(Ok(Message::Close(f)))) => {
-                with_stats(ctx, |s| record_close(&mut s.stalled, f));
-                true
-            }
-            Some(Some(Ok(_))) => false,
-            Some(Some(Err(e))) => {
+            Some(Err(e)) => {
                 with_stats(ctx, |s| s.stalled.disconnect(format!("error: {e}")));
                 true
             }
-            Some(None) => {
-                with_stats(ctx, |s| s.stalled.disconnect("eof"));
-                true
+            Some(Ok(())) => {
+                let mut close = None;
+                match ws
+                    .read_available(|ev| {
+                        if let Event::Close(f) = ev {
+                            close = Some(f);
+                        }
+                    })
+                    .await
+                {
+                    Ok(open) => {
+                        if let Some(f) = close {
+                            with_stats(ctx, |s| record_close(&mut s.stalled, f));
+                            true
+                        } else if !open {
+                            with_stats(ctx, |s| s.stalled.disconnect("eof"));
+                            true
+                        } else {
+                            false
+                        }
+                    }
+                    Err(e) => {
+                        with_stats(ctx, |s| s.stalled.disconnect(format!("error: {e}")));
+                        true
+                    }
+                }
             }
         };
         if ended {

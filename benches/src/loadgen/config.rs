@@ -100,6 +100,9 @@ pub struct Scenario {
     pub channels: Vec<String>,
     pub depth: u32,
     pub throttle_ms: u32,
+    /// WebSocket subprotocols to offer, first preferred (e.g. `["tickwire.json.batch"]`);
+    /// empty offers none (the server's default encoding).
+    pub subprotocols: Vec<String>,
     /// At most this many symbols per subscribe request (larger sets are split).
     pub subscribe_batch: u32,
     /// New connections per second.
@@ -141,6 +144,7 @@ impl Default for Scenario {
             channels: vec!["quote".into(), "trade".into(), "book".into()],
             depth: 10,
             throttle_ms: 0,
+            subprotocols: Vec::new(),
             subscribe_batch: 100,
             connect_rate: 1000,
             warmup_s: 3.0,

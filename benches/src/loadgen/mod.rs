@@ -5,6 +5,7 @@
 //! - [`protocol`]: the documented JSON protocol — subscribe requests out, simd-json parsing in;
 //! - [`stats`]: per-worker measurement state (HDR latency, counters, gap/conflation tracking);
 //! - [`client`]: one WebSocket client (healthy or stalled) and its connect path;
+//! - [`ws`]: the lean WebSocket connection the clients read through;
 //! - [`procstat`]: `/proc` sampling of the server and of the generator itself, rlimits;
 //! - [`runner`]: worker threads, connection pacing, warm-up/measurement phases, progress line;
 //! - [`report`]: the result model, JSON output and the summary tables;
@@ -18,3 +19,4 @@ pub mod protocol;
 pub mod report;
 pub mod runner;
 pub mod stats;
+pub mod ws;

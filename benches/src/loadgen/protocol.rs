@@ -1,6 +1,15 @@
 //! The documented Tickwire client protocol, and nothing more: building `subscribe` requests and
 //! parsing server frames (one JSON object, or a JSON array of objects when the server batches)
 //! with simd-json into the few fields the generator measures.
+//!
+//! A market-data message carries what the generator measures (`type`, `symbol`, `seq`,
+//! `chan_seq`, `recv_ts`) before its body, and a ten-level book body is three quarters of its
+//! bytes and forty strings. So a single-object frame is first *scanned*: its top-level keys
+//! are read in order, other values skipped, and the scan stops once a quote, trade or book has
+//! all its measured fields (the frame must still end in `}`). Anything the scan does not
+//! expect (escapes, arrays of messages, other message types, another shape) goes to
+//! simd-json, and so does one frame in [`VALIDATE_EVERY`], fully parsed and validated, so a
+//! server sending malformed JSON is still counted.
 
 use simd_json::prelude::*;
 use simd_json::tape::Tape;
@@ -63,12 +72,20 @@ impl WireMsg<'_> {
     }
 }
 
+/// One single-object frame in this many is parsed in full by simd-json even when the scan
+/// could read it.
+pub const VALIDATE_EVERY: u32 = 16;
+
 /// Reusable parse state for one connection: the frame copy (padded as simd-json wants it, so
 /// it need not copy again), simd-json's scratch buffers and the tape allocation.
 pub struct Parser {
     input: Vec<u8>,
     buffers: simd_json::Buffers,
     tape: Tape<'static>,
+    frames: u32,
+    /// Frames parsed by simd-json (validated), and read by the scan.
+    pub full_parses: u64,
+    pub scans: u64,
 }
 
 impl Default for Parser {
@@ -77,6 +94,177 @@ impl Default for Parser {
             input: Vec::new(),
             buffers: simd_json::Buffers::new(512),
             tape: Tape::null(),
+            frames: 0,
+            full_parses: 0,
+            scans: 0,
+        }
+    }
+}
+
+/// Reads the measured fields of one JSON object frame without building it; `None` when the
+/// frame is not what the scan expects (the caller then parses it with simd-json).
+pub fn scan_object(b: &[u8]) -> Option<WireMsg<'_>> {
+    if b.first() != Some(&b'{') || b.iter().rev().find(|c| !c.is_ascii_whitespace()) != Some(&b'}')
+    {
+        return None;
+    }
+    let mut m = WireMsg {
+        ty: Cow::Borrowed(""),
+        symbol: None,
+        seq: None,
+        chan_seq: None,
+        recv_ts: None,
+        id: None,
+        code: None,
+        message: None,
+        state: None,
+    };
+    let mut at = 1;
+    let ws = |at: &mut usize| {
+        while b.get(*at).is_some_and(|c| c.is_ascii_whitespace()) {
+            *at += 1;
+        }
+    };
+    let mut market = false;
+    loop {
+        ws(&mut at);
+        if b.get(at) == Some(&b'}') {
+            break;
+        }
+        let key = plain_bytes(b, &mut at)?;
+        ws(&mut at);
+        if b.get(at) != Some(&b':') {
+            return None;
+        }
+        at += 1;
+        ws(&mut at);
+        match key {
+            b"type" => {
+                let ty = plain_bytes(b, &mut at)?;
+                m.ty = Cow::Borrowed(match ty {
+                    b"quote" => "quote",
+                    b"trade" => "trade",
+                    b"book" => "book",
+                    // Control messages are rare: let simd-json read them whole.
+                    _ => return None,
+                });
+                market = true;
+            }
+            b"symbol" => {
+                let sym = plain_bytes(b, &mut at)?;
+                m.symbol = Some(Cow::Borrowed(std::str::from_utf8(sym).ok()?));
+            }
+            b"seq" => m.seq = Some(integer(b, &mut at)? as u64),
+            b"chan_seq" => m.chan_seq = Some(integer(b, &mut at)? as u64),
+            b"recv_ts" => m.recv_ts = Some(integer(b, &mut at)?),
+            _ => skip_value(b, &mut at)?,
+        }
+        if market
+            && m.symbol.is_some()
+            && m.seq.is_some()
+            && m.chan_seq.is_some()
+            && m.recv_ts.is_some()
+        {
+            return Some(m);
+        }
+        ws(&mut at);
+        match b.get(at) {
+            Some(b',') => at += 1,
+            Some(b'}') => break,
+            _ => return None,
+        }
+    }
+    // The whole object was read without finding every measured field: simd-json decides.
+    None
+}
+
+/// The bytes of a string without escapes at `at` (which must be its opening quote).
+#[inline]
+fn plain_bytes<'a>(b: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
+    if b.get(*at) != Some(&b'"') {
+        return None;
+    }
+    let start = *at + 1;
+    let len = b[start..].iter().position(|&c| c == b'"' || c == b'\\')?;
+    if b[start + len] != b'"' {
+        return None;
+    }
+    *at = start + len + 1;
+    Some(&b[start..start + len])
+}
+
+/// A JSON integer (no fraction or exponent) at `at`.
+fn integer(b: &[u8], at: &mut usize) -> Option<i64> {
+    let neg = b.get(*at) == Some(&b'-');
+    let mut i = *at + neg as usize;
+    let start = i;
+    let mut v: i64 = 0;
+    while let Some(&c) = b.get(i) {
+        if !c.is_ascii_digit() {
+            break;
+        }
+        v = v.checked_mul(10)?.checked_add((c - b'0') as i64)?;
+        i += 1;
+    }
+    if i == start || matches!(b.get(i), Some(b'.' | b'e' | b'E')) {
+        return None;
+    }
+    *at = i;
+    Some(if neg { -v } else { v })
+}
+
+/// Skips any JSON value at `at` (strings with escapes, nested arrays and objects).
+fn skip_value(b: &[u8], at: &mut usize) -> Option<()> {
+    let mut i = *at;
+    match *b.get(i)? {
+        b'"' => i = end_of_string(b, i)?,
+        b'[' | b'{' => {
+            let mut depth = 0usize;
+            loop {
+                match *b.get(i)? {
+                    b'"' => {
+                        i = end_of_string(b, i)?;
+                        continue;
+                    }
+                    b'[' | b'{' => depth += 1,
+                    b']' | b'}' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            i += 1;
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+        }
+        _ => {
+            // A number, `true`, `false` or `null`.
+            while let Some(&c) = b.get(i) {
+                if matches!(c, b',' | b'}' | b']') || c.is_ascii_whitespace() {
+                    break;
+                }
+                i += 1;
+            }
+            if i == *at {
+                return None;
+            }
+        }
+    }
+    *at = i;
+    Some(())
+}
+
+/// The index just past the string that opens at `i`.
+fn end_of_string(b: &[u8], mut i: usize) -> Option<usize> {
+    i += 1;
+    loop {
+        i += b.get(i..)?.iter().position(|&c| c == b'"' || c == b'\\')?;
+        if b[i] == b'\\' {
+            i += 2;
+        } else {
+            return Some(i + 1);
         }
     }
 }
@@ -131,9 +319,18 @@ impl Parser {
     /// or each object of a batched array). Strings borrow from the parser's copy of the frame.
     pub fn parse<'p>(
         &'p mut self,
-        frame: &[u8],
+        frame: &'p [u8],
         mut f: impl FnMut(WireMsg<'p>),
     ) -> Result<(), ParseError> {
+        self.frames = self.frames.wrapping_add(1);
+        if !self.frames.is_multiple_of(VALIDATE_EVERY) {
+            if let Some(m) = scan_object(frame) {
+                self.scans += 1;
+                f(m);
+                return Ok(());
+            }
+        }
+        self.full_parses += 1;
         let len = frame.len();
         self.input.clear();
         self.input.extend_from_slice(frame);
@@ -249,6 +446,72 @@ mod tests {
         })
         .unwrap();
         assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn the_scan_reads_what_simd_json_reads_and_declines_the_rest() {
+        let book = r#"{"type":"book","symbol":"SYM0001","seq":44,"chan_seq":21,"ts":1,"recv_ts":-5,"snapshot":true,"depth":2,"bids":[["101.25","300"],["101.24","1"]],"asks":[["101.27","120"]]}"#;
+        let m = scan_object(book.as_bytes()).expect("scanned");
+        assert_eq!(
+            (m.kind(), m.symbol.as_deref()),
+            (Kind::Book, Some("SYM0001"))
+        );
+        assert_eq!(
+            (m.seq, m.chan_seq, m.recv_ts),
+            (Some(44), Some(21), Some(-5))
+        );
+        // Measured fields after nested values and escaped strings are found too.
+        let late = r#"{"type":"trade","x":{"a":["]","\"}"]},"note":"q\"uote","symbol":"S","seq":1,"chan_seq":2,"recv_ts":3}"#;
+        let m = scan_object(late.as_bytes()).expect("scanned");
+        assert_eq!((m.symbol.as_deref(), m.recv_ts), (Some("S"), Some(3)));
+        for declined in [
+            // control messages, batches, truncation, escapes in measured strings, floats
+            r#"{"type":"subscribed","id":1}"#,
+            r#"[{"type":"quote","symbol":"S","seq":1,"chan_seq":1,"recv_ts":1}]"#,
+            r#"{"type":"quote","symbol":"S","seq":1,"chan_seq":1,"recv_ts":1"#,
+            r#"{"type":"quote","symbol":"S\u0041","seq":1,"chan_seq":1,"recv_ts":1}"#,
+            r#"{"type":"quote","symbol":"S","seq":1.5,"chan_seq":1,"recv_ts":1}"#,
+            r#"{"type":"quote","symbol":"S","seq":1}"#,
+            r#"{"type":"quote","symbol":"S" junk,"seq":1,"chan_seq":1,"recv_ts":1}"#,
+        ] {
+            assert!(scan_object(declined.as_bytes()).is_none(), "{declined}");
+        }
+    }
+
+    #[test]
+    fn a_malformed_body_is_caught_by_the_validating_sample() {
+        // The scan stops at the measured fields; what follows is checked by the full parse
+        // every VALIDATE_EVERY frames.
+        let bad = br#"{"type":"quote","symbol":"S","seq":1,"chan_seq":1,"recv_ts":1,"bid": junk}"#;
+        let mut p = Parser::default();
+        let errors = (0..VALIDATE_EVERY * 4)
+            .filter(|_| p.parse(bad, |_| {}).is_err())
+            .count();
+        assert_eq!(errors, 4);
+    }
+
+    #[test]
+    fn scanned_and_parsed_frames_agree() {
+        let frames = [
+            r#"{"type":"quote","symbol":"SYM0001","seq":42,"chan_seq":7,"ts":1,"recv_ts":1700000000000000000,"bid":"101.25","bid_size":"300","ask":null,"ask_size":null}"#,
+            r#"{"type":"trade","symbol":"B","seq":2,"chan_seq":1,"ts":9,"recv_ts":6,"price":"1","size":"1","side":"buy"}"#,
+        ];
+        for f in frames {
+            let mut p = Parser::default();
+            let mut scanned = Vec::new();
+            p.parse(f.as_bytes(), |m| {
+                scanned.push((
+                    m.kind(),
+                    m.symbol.map(|s| s.into_owned()),
+                    m.seq,
+                    m.chan_seq,
+                    m.recv_ts,
+                ))
+            })
+            .unwrap();
+            assert_eq!(p.scans, 1);
+            assert_eq!(scanned, collect(f), "{f}");
+        }
     }
 
     #[test]

@@ -103,7 +103,8 @@ fn lock(w: &Mutex<WorkerStats>) -> std::sync::MutexGuard<'_, WorkerStats> {
 pub fn run(opts: &RunOptions) -> Result<RunResult, RunError> {
     let sc = &opts.scenario;
     sc.validate()?;
-    let (_hostport, target) = resolve_url(&sc.url)?;
+    let (hostport, target) = resolve_url(&sc.url)?;
+    let path = sc.url["ws://".len() + hostport.len()..].to_string();
     let total = sc.clients + sc.stalled_clients;
     // Each client is one fd; leave room for the runtime and files.
     if let Err(e) = raise_nofile(total as u64 + 1024) {
@@ -129,6 +130,9 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, RunError> {
     let t0 = Instant::now();
     let shared = Arc::new(Shared {
         url: sc.url.clone(),
+        host: hostport.clone(),
+        path: if path.is_empty() { "/".into() } else { path },
+        subprotocols: sc.subprotocols.clone(),
         target,
         channels: sc.channels.clone(),
         depth: sc.depth,
