@@ -112,6 +112,9 @@ pub struct ServerConfig {
     pub latency_sample_every: u32,
     /// Log as JSON lines.
     pub log_json: bool,
+    /// Serve HTTPS and WSS with this certificate and key (PEM); plain HTTP and WS when
+    /// `None`.
+    pub tls: Option<crate::net::tls::TlsFiles>,
 }
 
 impl Default for ServerConfig {
@@ -131,6 +134,7 @@ impl Default for ServerConfig {
             drain_timeout: Duration::from_secs(10),
             latency_sample_every: 64,
             log_json: false,
+            tls: None,
         }
     }
 }
@@ -189,6 +193,7 @@ pub struct FileConfig {
     pub shutdown: ShutdownSection,
     pub metrics: MetricsSection,
     pub log: LogSection,
+    pub tls: TlsSection,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -248,6 +253,16 @@ pub struct LogSection {
     pub json: bool,
 }
 
+/// TLS on the listening port: both files, or neither ("" is unset).
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSection {
+    /// PEM certificate chain, leaf first.
+    pub cert_file: String,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of the leaf certificate.
+    pub key_file: String,
+}
+
 fn ms(d: Duration) -> u64 {
     d.as_millis() as u64
 }
@@ -304,6 +319,7 @@ impl Default for FileConfig {
                 latency_sample_every: c.latency_sample_every,
             },
             log: LogSection { json: c.log_json },
+            tls: TlsSection::default(),
         }
     }
 }
@@ -563,6 +579,31 @@ impl FileConfig {
                 format!("{} is more than 100000 (0.1 s)", s.batch_window_us),
             ));
         }
+        match (self.tls.cert_file.is_empty(), self.tls.key_file.is_empty()) {
+            (true, true) => {}
+            (false, true) => {
+                return Err(bad(
+                    "tls.key_file",
+                    "missing: tls.cert_file is set, TLS needs both".into(),
+                ))
+            }
+            (true, false) => {
+                return Err(bad(
+                    "tls.cert_file",
+                    "missing: tls.key_file is set, TLS needs both".into(),
+                ))
+            }
+            (false, false) => {
+                let files = crate::net::tls::TlsFiles {
+                    cert_file: self.tls.cert_file.clone().into(),
+                    key_file: self.tls.key_file.clone().into(),
+                };
+                crate::net::tls::load_certified_key(&files).map_err(|e| match e {
+                    crate::net::tls::TlsError::Key { .. } => bad("tls.key_file", e.to_string()),
+                    _ => bad("tls.cert_file", e.to_string()),
+                })?;
+            }
+        }
         if s.sweep_interval_ms > 10_000 {
             return Err(bad(
                 "session.sweep_interval_ms",
@@ -619,6 +660,10 @@ impl FileConfig {
             drain_timeout: d(self.shutdown.drain_ms),
             latency_sample_every: self.metrics.latency_sample_every,
             log_json: self.log.json,
+            tls: (!self.tls.cert_file.is_empty()).then(|| crate::net::tls::TlsFiles {
+                cert_file: self.tls.cert_file.clone().into(),
+                key_file: self.tls.key_file.clone().into(),
+            }),
         }
     }
 }

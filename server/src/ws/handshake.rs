@@ -8,9 +8,9 @@
 //! declined (we would have to compress per connection); the next offer, or no compression,
 //! is used instead, as RFC 7692 allows.
 
-use actix_http::header::{HeaderValue, SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_PROTOCOL};
-use actix_http::ws::{handshake, HandshakeError};
-use actix_web::HttpRequest;
+use actix_http::header::{SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL};
+use actix_http::ws::{hash_key, verify_handshake, HandshakeError};
+use actix_http::RequestHead;
 
 /// The subprotocol of the JSON encoding, one object per frame (the default; also used when
 /// no subprotocol is offered).
@@ -51,12 +51,45 @@ impl Negotiated {
 pub const DEFLATE_RESPONSE: &str =
     "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
 
-/// Validates the upgrade request and builds the 101 response.
-pub fn negotiate(
-    req: &HttpRequest,
-    allow_deflate: bool,
-) -> Result<(actix_http::ResponseBuilder, Negotiated), HandshakeError> {
-    let mut response = handshake(req.head())?;
+/// An accepted opening handshake: what was settled, and the 101 response that says so.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    pub negotiated: Negotiated,
+    /// `Sec-WebSocket-Accept`.
+    accept: [u8; 28],
+    /// The chosen subprotocol, if the client offered one we speak.
+    protocol: Option<&'static str>,
+}
+
+impl Accepted {
+    /// The `101 Switching Protocols` response, as bytes for the socket.
+    pub fn response(&self) -> bytes::Bytes {
+        let mut r = Vec::with_capacity(256);
+        r.extend_from_slice(
+            b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\nsec-websocket-accept: ",
+        );
+        r.extend_from_slice(&self.accept);
+        if let Some(p) = self.protocol {
+            r.extend_from_slice(b"\r\nsec-websocket-protocol: ");
+            r.extend_from_slice(p.as_bytes());
+        }
+        if self.negotiated.deflate {
+            r.extend_from_slice(b"\r\nsec-websocket-extensions: ");
+            r.extend_from_slice(DEFLATE_RESPONSE.as_bytes());
+        }
+        r.extend_from_slice(b"\r\n\r\n");
+        r.into()
+    }
+}
+
+/// Validates the upgrade request and settles subprotocol and compression.
+pub fn negotiate(req: &RequestHead, allow_deflate: bool) -> Result<Accepted, HandshakeError> {
+    verify_handshake(req)?;
+    let key = req
+        .headers()
+        .get(SEC_WEBSOCKET_KEY)
+        .ok_or(HandshakeError::BadWebsocketKey)?;
+    let accept = hash_key(key.as_bytes());
     let deflate = allow_deflate
         && req
             .headers()
@@ -64,12 +97,6 @@ pub fn negotiate(
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .any(acceptable_deflate_offer);
-    if deflate {
-        response.insert_header((
-            SEC_WEBSOCKET_EXTENSIONS,
-            HeaderValue::from_static(DEFLATE_RESPONSE),
-        ));
-    }
     // The first offered subprotocol we speak wins, as RFC 6455 leaves the choice to us.
     let chosen = req
         .headers()
@@ -87,17 +114,15 @@ pub fn negotiate(
             .into_iter()
             .find(|known| *known == p)
         });
-    if let Some(p) = chosen {
-        response.insert_header((SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(p)));
-    }
-    Ok((
-        response,
-        Negotiated {
+    Ok(Accepted {
+        negotiated: Negotiated {
             deflate,
             batch: matches!(chosen, Some(JSON_BATCH_PROTOCOL | MSGPACK_BATCH_PROTOCOL)),
             msgpack: matches!(chosen, Some(MSGPACK_PROTOCOL | MSGPACK_BATCH_PROTOCOL)),
         },
-    ))
+        accept,
+        protocol: chosen,
+    })
 }
 
 /// Whether one offer (`permessage-deflate; param; param=value`) can be accepted as we answer.

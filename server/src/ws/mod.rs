@@ -10,6 +10,8 @@
 
 pub mod handshake;
 pub mod inbound;
+pub mod outbound;
 
-pub use handshake::{negotiate, Negotiated};
-pub use inbound::{Inbound, InboundError, InboundStream};
+pub use handshake::{negotiate, Accepted, Negotiated};
+pub use inbound::{Inbound, InboundDecoder, InboundError};
+pub use outbound::Outbound;
