@@ -598,10 +598,8 @@ impl FileConfig {
                     cert_file: self.tls.cert_file.clone().into(),
                     key_file: self.tls.key_file.clone().into(),
                 };
-                crate::net::tls::load_certified_key(&files).map_err(|e| match e {
-                    crate::net::tls::TlsError::Key { .. } => bad("tls.key_file", e.to_string()),
-                    _ => bad("tls.cert_file", e.to_string()),
-                })?;
+                crate::net::tls::load_certified_key(&files)
+                    .map_err(|e| bad(e.key().unwrap_or("tls.cert_file"), e.detail()))?;
             }
         }
         if s.sweep_interval_ms > 10_000 {

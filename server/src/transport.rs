@@ -44,12 +44,14 @@ use std::time::Instant;
 
 use bytes::{Buf, Bytes};
 use futures_util::Stream;
+use smallvec::SmallVec;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use tickwire_engine::domain::Nanos;
 use tickwire_engine::fanout::{OutboxStats, SharedOutbox};
 
 use crate::metrics::{recv_ts_of_frame, Metrics, OutClass, OUT_CLASSES};
+use crate::ws::outbound::MAX_FRAMES_PER_WRITE;
 use crate::ws::{Inbound, InboundDecoder, InboundError, Outbound};
 
 /// Messages decoded but not yet handled by the actor, beyond which reading pauses.
@@ -457,12 +459,19 @@ fn write_frames<T: WsStream>(
     frames: &mut Vec<Bytes>,
 ) -> io::Result<bool> {
     while !frames.is_empty() {
-        let mut slices = [IoSlice::new(&[]); 64];
-        let n = frames.len().min(slices.len());
-        for (s, f) in slices.iter_mut().zip(frames.iter()) {
-            *s = IoSlice::new(f);
-        }
-        let mut written = match Pin::new(&mut *io).poll_write_vectored(cx, &slices[..n]) {
+        let io = Pin::new(&mut *io);
+        let written = if frames.len() == 1 {
+            // The common case of a client that keeps up: one frame per wake-up.
+            io.poll_write(cx, &frames[0])
+        } else {
+            let slices: SmallVec<[IoSlice<'_>; MAX_FRAMES_PER_WRITE]> = frames
+                .iter()
+                .take(MAX_FRAMES_PER_WRITE)
+                .map(|f| IoSlice::new(f))
+                .collect();
+            io.poll_write_vectored(cx, &slices)
+        };
+        let mut written = match written {
             Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
             Poll::Ready(Ok(w)) => w,
             Poll::Ready(Err(e)) => return Err(e),

@@ -231,11 +231,31 @@ async fn wss_and_https_on_one_port_and_plain_text_is_refused_cleanly() {
         .unwrap_or(0);
     assert_eq!(n, 0, "no answer to garbage");
 
+    // A TLS client that offers only h2 has no protocol in common with us (ALPN http/1.1).
+    let mut h2_only = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates({
+        let mut store = rustls::RootCertStore::empty();
+        store.add(cert.der.clone()).unwrap();
+        store
+    })
+    .with_no_client_auth();
+    h2_only.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let r = tokio_rustls::TlsConnector::from(Arc::new(h2_only))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await;
+    assert!(r.is_err(), "an h2-only client must be refused");
+
     // The TLS client was not disturbed, and the failures are counted.
     recv_json(&mut ws, |v| v["type"] == "quote").await;
     let metrics = https(port, &roots, "GET", "/metrics").await;
     assert!(
-        metrics.contains("tickwire_tls_handshake_failures_total{reason=\"plaintext\"} 3"),
+        metrics.contains("tickwire_tls_handshake_failures_total{reason=\"plaintext\"} 3")
+            && metrics.contains("tickwire_tls_handshake_failures_total{reason=\"handshake\"} 1"),
         "{}",
         metrics
             .lines()

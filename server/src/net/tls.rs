@@ -44,6 +44,27 @@ pub enum TlsError {
     Setup(String),
 }
 
+impl TlsError {
+    /// The configuration key at fault, if any.
+    pub fn key(&self) -> Option<&'static str> {
+        match self {
+            TlsError::Cert { .. } => Some("tls.cert_file"),
+            TlsError::Key { .. } => Some("tls.key_file"),
+            TlsError::Setup(_) => None,
+        }
+    }
+
+    /// The message without the key: the file and what is wrong with it.
+    pub fn detail(&self) -> String {
+        match self {
+            TlsError::Cert { path, reason } | TlsError::Key { path, reason } => {
+                format!("{}: {reason}", path.display())
+            }
+            TlsError::Setup(m) => m.clone(),
+        }
+    }
+}
+
 /// The certificate chain and key files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
@@ -88,10 +109,14 @@ pub fn load_certified_key(files: &TlsFiles) -> Result<CertifiedKey, TlsError> {
 }
 
 fn pem_error(e: &rustls_pki_types::pem::Error) -> String {
+    use rustls_pki_types::pem::Error;
     match e {
-        rustls_pki_types::pem::Error::Io(io) => io.to_string(),
-        rustls_pki_types::pem::Error::NoItemsFound => "no PEM item of the expected kind".into(),
-        other => format!("invalid PEM: {other:?}"),
+        Error::Io(io) => io.to_string(),
+        Error::NoItemsFound => "no PEM item of the expected kind".into(),
+        Error::MissingSectionEnd { .. } => "invalid PEM: a section has no END line".into(),
+        Error::IllegalSectionStart { .. } => "invalid PEM: malformed BEGIN line".into(),
+        Error::Base64Decode(_) => "invalid PEM: the body is not base64".into(),
+        other => format!("invalid PEM: {other}"),
     }
 }
 
