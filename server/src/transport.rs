@@ -424,6 +424,9 @@ impl<T: WsStream> Connection<T> {
 
     /// Hands every complete message in the decoder to the actor, while there is room.
     fn decode_buffered(&mut self) {
+        if !self.decoder.has_buffered() {
+            return;
+        }
         while self.decoding && !self.shared.inbox_full() {
             match self.decoder.decode() {
                 Ok(Some(m)) => {

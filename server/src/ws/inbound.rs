@@ -95,6 +95,12 @@ impl InboundDecoder {
         self.buf.extend_from_slice(bytes);
     }
 
+    /// Whether bytes wait to be decoded.
+    #[inline]
+    pub fn has_buffered(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
     /// Frees the buffer once everything in it has been decoded: an idle connection keeps
     /// no read buffer.
     pub fn release_idle(&mut self) {
