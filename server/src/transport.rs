@@ -94,6 +94,8 @@ pub struct SessionShared {
     actor_waker: Cell<Option<Waker>>,
     /// The connection, waiting for room in the inbox.
     reader_waker: Cell<Option<Waker>>,
+    /// The actor has stopped: nothing will take from the inbox any more.
+    actor_gone: Cell<bool>,
     /// The connection's socket, for cutting it when a closed client does not go away.
     pub fd: Option<RawFd>,
     /// When a closing session's connection will be cut.
@@ -131,6 +133,7 @@ impl SessionShared {
             inbox_ended: Cell::new(false),
             actor_waker: Cell::new(None),
             reader_waker: Cell::new(None),
+            actor_gone: Cell::new(false),
             fd,
             close_deadline: Cell::new(None),
             span,
@@ -212,6 +215,11 @@ impl SessionShared {
         self.inbox.borrow().len() >= INBOX_CAPACITY
     }
 
+    /// Whether the actor still takes client messages.
+    fn actor_listening(&self) -> bool {
+        !self.actor_gone.get()
+    }
+
     /// No more client messages will come.
     fn end_inbox(&self) {
         self.inbox_ended.set(true);
@@ -255,6 +263,18 @@ impl Stream for InboxStream {
                 });
                 Poll::Pending
             }
+        }
+    }
+}
+
+impl Drop for InboxStream {
+    fn drop(&mut self) {
+        // The connection now reads only to see the client's end, and decodes nothing.
+        let shared = &self.0;
+        shared.actor_gone.set(true);
+        *shared.inbox.borrow_mut() = VecDeque::new();
+        if let Some(w) = shared.reader_waker.take() {
+            w.wake();
         }
     }
 }
@@ -371,6 +391,10 @@ impl<T: WsStream> Connection<T> {
 
     /// Reads and decodes what the client sent. `Err` when the connection is broken.
     fn poll_read_side(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        if self.decoding && !self.shared.actor_listening() {
+            self.decoding = false;
+            self.decoder = InboundDecoder::new(0, false);
+        }
         self.decode_buffered();
         let mut reads = 0;
         while self.reading {
