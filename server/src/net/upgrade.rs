@@ -10,6 +10,8 @@
 //!
 //! A request that cannot be upgraded gets a complete HTTP error response here and the
 //! connection is closed: 400 with the reason for a bad handshake, 404 for any path but `/ws`.
+//! Checks that decide whether a request may open a session (origin, tickets, per-client
+//! limits) belong in [`accept`], which sees the whole request and answers with a [`Refused`].
 
 use std::cell::RefCell;
 use std::rc::Rc;
