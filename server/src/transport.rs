@@ -76,7 +76,7 @@ thread_local! {
 /// One decoded client message (or the error that ends the connection) for the actor.
 pub type InboxItem = Result<Inbound, InboundError>;
 
-/// State shared by a session actor, its transport body and its worker's sweep.
+/// State shared by a session actor, its connection and its worker's sweep.
 pub struct SessionShared {
     pub id: u64,
     pub outbox: SharedOutbox,
@@ -199,16 +199,12 @@ impl SessionShared {
 }
 
 impl SessionShared {
-    /// Hands a client message to the actor. Returns `false` when the inbox is full.
-    fn deliver(&self, item: InboxItem) -> bool {
-        let mut inbox = self.inbox.borrow_mut();
-        inbox.push_back(item);
-        let room = inbox.len() < INBOX_CAPACITY;
-        drop(inbox);
+    /// Hands a client message to the actor (the caller checks [`Self::inbox_full`] first).
+    fn deliver(&self, item: InboxItem) {
+        self.inbox.borrow_mut().push_back(item);
         if let Some(w) = self.actor_waker.take() {
             w.wake();
         }
-        room
     }
 
     fn inbox_full(&self) -> bool {
