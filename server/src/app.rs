@@ -3,7 +3,7 @@
 //! | route | what |
 //! |---|---|
 //! | `GET /` , `/app.js`, `/tickwire.js`, `/style.css` | the trading UI and the JS client library |
-//! | `GET /ws` | WebSocket upgrade; one [`Session`] actor per connection |
+//! | `GET /ws` | WebSocket upgrade (handled by `crate::net::upgrade`); one `Session` actor per connection |
 //! | `GET /symbols` | instruments served (symbol, venue, price and size scale) |
 //! | `GET /healthz` | process alive |
 //! | `GET /readyz` | 200 when every feed is live and every book synced; 503 with reasons |
@@ -16,28 +16,22 @@
 //! lets every worker close its sessions 1001 after a final flush, waits for them to go
 //! (at most the configured drain time) and returns, so the process exits 0.
 
-use std::cell::RefCell;
-use std::os::fd::{AsRawFd, RawFd};
-use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::prelude::*;
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
 use tickwire_engine::domain::Scale;
-use tickwire_engine::fanout::{Outbox, OutboxLimits};
 use tickwire_engine::tick::{FeedState, TickBody};
 use tickwire_engine::Engine;
 
 use crate::config::{ServerConfig, SessionLimits};
 use crate::metrics::{FeedSnapshot, Metrics, Snapshot};
+use crate::net::listener;
+use crate::net::tls::{self, TlsAcceptor};
 use crate::reload::Reloader;
-use crate::session::Session;
-use crate::transport::{SessionShared, WsBody};
-use crate::worker::Worker;
 use crate::ws;
 
 /// Shared by every worker.
@@ -49,51 +43,13 @@ pub struct AppState {
     pub reloader: Arc<Reloader>,
 }
 
-/// The raw socket of a connection, captured at accept time.
-#[derive(Clone, Copy)]
-struct ConnFd(RawFd);
-
-async fn ws_upgrade(
-    req: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<AppState>,
-) -> actix_web::Result<HttpResponse> {
-    let limits = &state.limits;
-    let (mut response, negotiated) = ws::negotiate(
-        &req,
-        limits.permessage_deflate,
-        limits.shared_streams.max_groups > 0,
-    )
-    .map_err(|e| actix_web::error::ErrorBadRequest(e.to_string()))?;
-    let worker = Worker::current(state.engine.hub(), &state.limits, &state.metrics);
-    let id = worker.next_session_id();
-    let peer = req.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-    // No authentication yet: `user` is a field so that log queries need not change later.
-    let span = tracing::info_span!("session", session = id, peer = %peer, user = "anonymous");
-    let shared = Rc::new(SessionShared::new(
-        id,
-        Rc::new(RefCell::new(Outbox::new(OutboxLimits {
-            max_queued_bytes: limits.max_queued_bytes,
-        }))),
-        req.conn_data::<ConnFd>().map(|c| c.0),
-        span,
-        state.metrics.clone(),
-    ));
-    let inbound = ws::InboundStream::new(
-        payload.into_inner(),
-        limits.max_message_bytes,
-        negotiated.deflate,
-    );
-    let symbols = state.engine.symbols().clone();
-    let session_shared = shared.clone();
-    let hub = state.engine.hub().clone();
-    Session::create(move |ctx| {
-        ctx.add_stream(inbound);
-        Session::new(session_shared, worker, symbols, hub, negotiated)
-    });
-    let batch_window = negotiated.batch.then_some(limits.batch_window);
-    let response = response.message_body(WsBody::new(shared, batch_window))?;
-    Ok(HttpResponse::from(response.map_into_boxed_body()))
+/// `GET /ws` without `Upgrade: websocket` (upgrades never reach the `App`; see
+/// `crate::net`): refused with the handshake's reason.
+async fn ws_without_upgrade(req: HttpRequest) -> HttpResponse {
+    match ws::negotiate(req.head(), false, false) {
+        Err(e) => HttpResponse::BadRequest().body(e.to_string()),
+        Ok(_) => HttpResponse::BadRequest().body("WebSocket upgrade expected\n"),
+    }
 }
 
 #[derive(Serialize)]
@@ -247,7 +203,7 @@ async fn fault_book(state: web::Data<AppState>, symbol: web::Path<String>) -> Ht
 
 /// Registers every route on an actix `App`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/ws", web::get().to(ws_upgrade))
+    cfg.route("/ws", web::get().to(ws_without_upgrade))
         .route("/symbols", web::get().to(symbols))
         .route("/stats", web::get().to(stats))
         .route("/metrics", web::get().to(metrics))
@@ -275,28 +231,24 @@ pub async fn serve(
         fault_injection: config.fault_injection,
         reloader: reloader.clone(),
     });
+    let tls = match &config.tls {
+        Some(files) => {
+            let acceptor = TlsAcceptor::new(files, metrics.clone())?;
+            let store = acceptor.store().clone();
+            let serving = files.clone();
+            reloader.register(
+                "tls",
+                Box::new(move |new| tls::reload_into(&store, new.tls.as_ref(), &serving)),
+            );
+            Some(acceptor)
+        }
+        None => None,
+    };
     actix_rt::spawn(reloader.listen_for_sighup());
-    let send_buffer = config.session.socket_send_buffer;
-    let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes))
-        .workers(config.workers)
-        .backlog(4096)
-        // We handle the signals ourselves: actix's own graceful stop would wait for
-        // WebSocket connections that never end by themselves.
-        .disable_signals()
-        .shutdown_timeout(config.drain_timeout.as_secs().max(1))
-        .on_connect(move |conn, ext| {
-            if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
-                // Ticks are small and latency-bound: never wait to coalesce segments.
-                let _ = tcp.set_nodelay(true);
-                let _ = socket2::SockRef::from(tcp).set_send_buffer_size(send_buffer);
-                ext.insert(ConnFd(tcp.as_raw_fd()));
-            }
-        })
-        .bind(config.listen)?;
-    for addr in server.addrs() {
-        tracing::info!(%addr, "listening; WebSocket at ws://{addr}/ws");
-    }
-    let server = server.run();
+    let listening = listener::start(&config, state, tls)?;
+    let (addr, scheme) = (listening.addr, listening.ws_scheme);
+    tracing::info!(%addr, "listening; WebSocket at {scheme}://{addr}/ws");
+    let server = listening.server;
     let handle = server.handle();
     let drain_timeout = config.drain_timeout;
     actix_rt::spawn(async move {

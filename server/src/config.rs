@@ -119,6 +119,9 @@ pub struct ServerConfig {
     pub latency_sample_every: u32,
     /// Log as JSON lines.
     pub log_json: bool,
+    /// Serve HTTPS and WSS with this certificate and key (PEM); plain HTTP and WS when
+    /// `None`.
+    pub tls: Option<crate::net::tls::TlsFiles>,
 }
 
 impl Default for ServerConfig {
@@ -138,6 +141,7 @@ impl Default for ServerConfig {
             drain_timeout: Duration::from_secs(10),
             latency_sample_every: 64,
             log_json: false,
+            tls: None,
         }
     }
 }
@@ -196,6 +200,7 @@ pub struct FileConfig {
     pub shutdown: ShutdownSection,
     pub metrics: MetricsSection,
     pub log: LogSection,
+    pub tls: TlsSection,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -263,6 +268,16 @@ pub struct LogSection {
     pub json: bool,
 }
 
+/// TLS on the listening port: both files, or neither ("" is unset).
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSection {
+    /// PEM certificate chain, leaf first.
+    pub cert_file: String,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of the leaf certificate.
+    pub key_file: String,
+}
+
 fn ms(d: Duration) -> u64 {
     d.as_millis() as u64
 }
@@ -322,6 +337,7 @@ impl Default for FileConfig {
                 latency_sample_every: c.latency_sample_every,
             },
             log: LogSection { json: c.log_json },
+            tls: TlsSection::default(),
         }
     }
 }
@@ -587,15 +603,10 @@ impl FileConfig {
                 format!("{} is not in 1..=9", s.shared_deflate_level),
             ));
         }
-        if s.shared_deflate_demote_bytes < 1024
-            || s.shared_deflate_demote_bytes >= s.max_queued_bytes
-        {
+        if s.shared_deflate_demote_bytes < 1024 {
             return Err(bad(
                 "session.shared_deflate_demote_bytes",
-                format!(
-                    "{} must be at least 1024 and less than session.max_queued_bytes ({})",
-                    s.shared_deflate_demote_bytes, s.max_queued_bytes
-                ),
+                format!("{} is less than 1024", s.shared_deflate_demote_bytes),
             ));
         }
         if s.shared_deflate_streams > 10_000 {
@@ -606,6 +617,29 @@ impl FileConfig {
                     s.shared_deflate_streams
                 ),
             ));
+        }
+        match (self.tls.cert_file.is_empty(), self.tls.key_file.is_empty()) {
+            (true, true) => {}
+            (false, true) => {
+                return Err(bad(
+                    "tls.key_file",
+                    "missing: tls.cert_file is set, TLS needs both".into(),
+                ))
+            }
+            (true, false) => {
+                return Err(bad(
+                    "tls.cert_file",
+                    "missing: tls.key_file is set, TLS needs both".into(),
+                ))
+            }
+            (false, false) => {
+                let files = crate::net::tls::TlsFiles {
+                    cert_file: self.tls.cert_file.clone().into(),
+                    key_file: self.tls.key_file.clone().into(),
+                };
+                crate::net::tls::load_certified_key(&files)
+                    .map_err(|e| bad(e.key().unwrap_or("tls.cert_file"), e.detail()))?;
+            }
         }
         if s.sweep_interval_ms > 10_000 {
             return Err(bad(
@@ -660,7 +694,8 @@ impl FileConfig {
                 shared_streams: StreamConfig {
                     max_groups: s.shared_deflate_streams,
                     level: s.shared_deflate_level,
-                    demote_bytes: s.shared_deflate_demote_bytes,
+                    // A member must be demoted well before it would be closed as slow.
+                    demote_bytes: s.shared_deflate_demote_bytes.min(s.max_queued_bytes / 2),
                 },
             },
             fault_injection: self.enable_fault_injection,
@@ -668,6 +703,10 @@ impl FileConfig {
             drain_timeout: d(self.shutdown.drain_ms),
             latency_sample_every: self.metrics.latency_sample_every,
             log_json: self.log.json,
+            tls: (!self.tls.cert_file.is_empty()).then(|| crate::net::tls::TlsFiles {
+                cert_file: self.tls.cert_file.clone().into(),
+                key_file: self.tls.key_file.clone().into(),
+            }),
         }
     }
 }

@@ -5,10 +5,14 @@
 //!
 //! * [`app`]: routes and server start-up.
 //! * [`session`]: the per-client session actor (requests, subscriptions, limits).
-//! * [`transport`]: the outbound WebSocket body that drains a session's outbox.
+//! * [`net`]: the listener, TLS, and the WebSocket upgrade that takes connections away
+//!   from actix-http.
+//! * [`transport`]: a WebSocket connection after its handshake (writes the outbox, reads
+//!   client frames).
 //! * [`worker`]: per-worker router and the sweep (heartbeats, slow consumers, metric
 //!   deltas, closing sessions during a graceful shutdown).
-//! * [`ws`]: WebSocket handshake negotiation and the inbound frame decoder.
+//! * [`ws`]: WebSocket handshake negotiation, the inbound frame decoder, outbound framing
+//!   and batching.
 //! * [`protocol`]: client requests and replies.
 //! * [`web`]: the embedded trading UI and JS client library.
 //! * [`config`]: every setting, the TOML file layout, environment overrides, validation.
@@ -18,6 +22,7 @@
 pub mod app;
 pub mod config;
 pub mod metrics;
+pub mod net;
 pub mod protocol;
 pub mod reload;
 pub mod session;

@@ -90,8 +90,8 @@ const INVALID: &[(&str, &str, &str)] = &[
         "session.shared_deflate_level",
     ),
     (
-        "demotion threshold above the slow-consumer limit",
-        "[session]\nshared_deflate_demote_bytes = 8388608\n",
+        "tiny demotion threshold",
+        "[session]\nshared_deflate_demote_bytes = 10\n",
         "session.shared_deflate_demote_bytes",
     ),
     ("table where a value goes", "[listen]\nx = 1\n", "listen"),
@@ -276,4 +276,82 @@ fn reload_reresolves_the_file_and_refuses_an_invalid_one_naming_the_key() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert!(server.is_running(), "SIGHUP ended the server");
     assert_eq!(server.get("/healthz").trim(), "ok");
+}
+
+#[test]
+fn tls_files_are_both_or_neither_and_checked_at_start_naming_the_key() {
+    let dir = std::env::temp_dir().join(format!("tickwire-config-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pem = |name: &str, text: String| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let a = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let b = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert = pem("a.crt", a.cert.pem());
+    let key = pem("a.key", a.signing_key.serialize_pem());
+    let other_key = pem("b.key", b.signing_key.serialize_pem());
+    let not_pem = pem("junk.crt", "hello\n".to_string());
+    let missing = dir.join("missing.crt").display().to_string();
+
+    let cases: Vec<(&str, Vec<&str>, &str, &str)> = vec![
+        (
+            "cert without key",
+            vec!["--tls-cert", &cert],
+            "tls.key_file",
+            "missing",
+        ),
+        (
+            "key without cert",
+            vec!["--tls-key", &key],
+            "tls.cert_file",
+            "missing",
+        ),
+        (
+            "unreadable cert",
+            vec!["--tls-cert", &missing, "--tls-key", &key],
+            "tls.cert_file",
+            "No such file",
+        ),
+        (
+            "not PEM",
+            vec!["--tls-cert", &not_pem, "--tls-key", &key],
+            "tls.cert_file",
+            "no PEM",
+        ),
+        (
+            "key of another cert",
+            vec!["--tls-cert", &cert, "--tls-key", &other_key],
+            "tls.key_file",
+            "does not match",
+        ),
+        (
+            "cert given as key",
+            vec!["--tls-cert", &cert, "--tls-key", &cert],
+            "tls.key_file",
+            "no PEM",
+        ),
+    ];
+    for (case, args, key_named, why) in cases {
+        let out = bin()
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:1"])
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{case}: {}", stderr(&out));
+        let e = stderr(&out);
+        assert!(e.contains(&format!("`{key_named}`")), "{case}: {e}");
+        assert!(e.contains(why), "{case}: {e}");
+    }
+
+    // A matching pair passes `config check`, and the file keys work like the flags.
+    let file = write_config(
+        "tls-ok",
+        &format!("[tls]\ncert_file = {cert:?}\nkey_file = {key:?}\n"),
+    );
+    let out = bin().args(["config", "check"]).arg(&file).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("cert_file"));
 }

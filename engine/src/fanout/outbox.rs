@@ -175,11 +175,18 @@ impl Outbox {
         let id = match self.free_slots.pop() {
             Some(id) => id,
             None => {
+                // Grow by doubling from one: most sessions hold a few slots, and the default
+                // first allocation (four 64-byte slots) would be most of an idle session.
+                if self.slots.len() == self.slots.capacity() {
+                    self.slots.reserve_exact(self.slots.len().max(1));
+                }
                 self.slots.push(Slot::default());
                 (self.slots.len() - 1) as SlotId
             }
         };
         if self.throttles.len() < self.slots.len() {
+            self.throttles
+                .reserve_exact(self.slots.capacity() - self.throttles.len());
             self.throttles.resize(
                 self.slots.len(),
                 Throttle {

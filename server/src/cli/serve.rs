@@ -106,6 +106,13 @@ pub(crate) struct ServeArgs {
     /// Enable POST /admin/fault/... (drills and tests only). Key: enable_fault_injection.
     #[arg(long)]
     enable_fault_injection: bool,
+    /// Serve HTTPS and WSS with this PEM certificate chain (needs --tls-key). Key:
+    /// tls.cert_file.
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<String>,
+    /// PEM private key of the TLS certificate. Key: tls.key_file.
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<String>,
 }
 
 impl ServeArgs {
@@ -143,6 +150,8 @@ impl ServeArgs {
             s.permessage_deflate = false;
         }
         set(&mut c.shutdown.drain_ms, &self.drain_ms);
+        set(&mut c.tls.cert_file, &self.tls_cert);
+        set(&mut c.tls.key_file, &self.tls_key);
         if self.enable_fault_injection {
             c.enable_fault_injection = true;
         }

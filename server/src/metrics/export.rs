@@ -84,6 +84,7 @@ pub struct Snapshot {
     pub replay_sessions: i64,
     /// Shared compression windows: (windows, members, demotions, frames).
     pub shared_streams: (i64, i64, u64, u64),
+    pub tls_failures: Vec<(&'static str, u64)>,
     pub latency: (f64, u64, Vec<(f64, u64)>),
     pub draining: bool,
     pub process: Option<ProcessSnapshot>,
@@ -129,6 +130,10 @@ impl Snapshot {
                 m.shared_stream_demotions.get(),
                 m.shared_stream_frames.get(),
             ),
+            tls_failures: TlsFailure::ALL
+                .iter()
+                .map(|f| (f.as_str(), m.tls_failures[*f as usize].get()))
+                .collect(),
             latency: m.latency.read(),
             draining: m.draining.load(Ordering::Relaxed),
             process: ProcessSnapshot::read(),
@@ -248,6 +253,13 @@ impl Collector for Snapshot {
             "tickwire_throttled_updates",
             "Quote/book updates replaced while waiting for the client's throttle interval.",
             self.throttled,
+        )?;
+        labelled_counter(
+            e,
+            "tickwire_tls_handshake_failures",
+            "TLS connections that failed before their first request, by reason (plaintext: a plain-text client on the TLS port).",
+            "reason",
+            &self.tls_failures,
         )?;
         counter(
             e,

@@ -111,6 +111,34 @@ impl DisconnectReason {
     }
 }
 
+/// Why a TLS connection failed before its first request (the `reason` label of
+/// `tickwire_tls_handshake_failures_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsFailure {
+    /// The client spoke plain text (HTTP, ws://) to the TLS port.
+    Plaintext,
+    /// The handshake failed (protocol error, no common version or ALPN, closed early).
+    Handshake,
+    /// No handshake within the request timeout.
+    Timeout,
+}
+
+impl TlsFailure {
+    pub const ALL: [TlsFailure; 3] = [
+        TlsFailure::Plaintext,
+        TlsFailure::Handshake,
+        TlsFailure::Timeout,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TlsFailure::Plaintext => "plaintext",
+            TlsFailure::Handshake => "handshake",
+            TlsFailure::Timeout => "timeout",
+        }
+    }
+}
+
 /// Upper bounds (seconds) of the internal-latency histogram buckets.
 pub const LATENCY_BUCKETS: [f64; 14] = [
     0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
@@ -192,6 +220,8 @@ pub struct Metrics {
     pub shared_stream_demotions: Counter,
     /// Messages compressed in a shared window (once per window, whatever its size).
     pub shared_stream_frames: Counter,
+    /// Failed TLS connections, indexed by `TlsFailure as usize`.
+    pub tls_failures: [Counter; 3],
 }
 
 impl Default for Metrics {
@@ -225,7 +255,12 @@ impl Metrics {
             shared_stream_members: Gauge::default(),
             shared_stream_demotions: Counter::default(),
             shared_stream_frames: Counter::default(),
+            tls_failures: Default::default(),
         }
+    }
+
+    pub fn tls_failure(&self, why: TlsFailure) {
+        self.tls_failures[why as usize].inc();
     }
 
     pub fn disconnect(&self, reason: DisconnectReason) {
@@ -250,6 +285,9 @@ impl Metrics {
         });
         for r in DisconnectReason::ALL {
             v[format!("disconnects_{}", r.as_str())] = self.disconnects[r as usize].get().into();
+        }
+        for f in TlsFailure::ALL {
+            v[format!("tls_failures_{}", f.as_str())] = self.tls_failures[f as usize].get().into();
         }
         v
     }

@@ -11,9 +11,9 @@
 //! that limits our window below 15 bits is declined (we would have to compress per
 //! connection); the next offer, or no compression, is used instead, as RFC 7692 allows.
 
-use actix_http::header::{HeaderValue, SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_PROTOCOL};
-use actix_http::ws::{handshake, HandshakeError};
-use actix_web::HttpRequest;
+use actix_http::header::{SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL};
+use actix_http::ws::{hash_key, verify_handshake, HandshakeError};
+use actix_http::RequestHead;
 
 /// The subprotocol of the JSON encoding, one object per frame (the default; also used when
 /// no subprotocol is offered).
@@ -61,14 +61,54 @@ pub const DEFLATE_RESPONSE: &str =
 /// The response header value when the server keeps its compression context.
 pub const DEFLATE_CONTEXT_RESPONSE: &str = "permessage-deflate; client_no_context_takeover";
 
-/// Validates the upgrade request and builds the 101 response. `allow_context` permits
-/// keeping the server's compression context when the client leaves it to us.
+/// An accepted opening handshake: what was settled, and the 101 response that says so.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    pub negotiated: Negotiated,
+    /// `Sec-WebSocket-Accept`.
+    accept: [u8; 28],
+    /// The chosen subprotocol, if the client offered one we speak.
+    protocol: Option<&'static str>,
+}
+
+impl Accepted {
+    /// The `101 Switching Protocols` response, as bytes for the socket.
+    pub fn response(&self) -> bytes::Bytes {
+        let mut r = Vec::with_capacity(256);
+        r.extend_from_slice(
+            b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\nsec-websocket-accept: ",
+        );
+        r.extend_from_slice(&self.accept);
+        if let Some(p) = self.protocol {
+            r.extend_from_slice(b"\r\nsec-websocket-protocol: ");
+            r.extend_from_slice(p.as_bytes());
+        }
+        if self.negotiated.deflate {
+            r.extend_from_slice(b"\r\nsec-websocket-extensions: ");
+            r.extend_from_slice(if self.negotiated.context_takeover {
+                DEFLATE_CONTEXT_RESPONSE.as_bytes()
+            } else {
+                DEFLATE_RESPONSE.as_bytes()
+            });
+        }
+        r.extend_from_slice(b"\r\n\r\n");
+        r.into()
+    }
+}
+
+/// Validates the upgrade request and settles subprotocol and compression. `allow_context`
+/// permits keeping the server's compression context when the client leaves it to us.
 pub fn negotiate(
-    req: &HttpRequest,
+    req: &RequestHead,
     allow_deflate: bool,
     allow_context: bool,
-) -> Result<(actix_http::ResponseBuilder, Negotiated), HandshakeError> {
-    let mut response = handshake(req.head())?;
+) -> Result<Accepted, HandshakeError> {
+    verify_handshake(req)?;
+    let key = req
+        .headers()
+        .get(SEC_WEBSOCKET_KEY)
+        .ok_or(HandshakeError::BadWebsocketKey)?;
+    let accept = hash_key(key.as_bytes());
     // The first offer we can honour wins (RFC 7692 §5: offers are in preference order).
     let offer = req
         .headers()
@@ -79,16 +119,6 @@ pub fn negotiate(
         .filter(|_| allow_deflate);
     let deflate = offer.is_some();
     let context_takeover = allow_context && offer.is_some_and(|o| !asks_no_server_context(o));
-    if deflate {
-        response.insert_header((
-            SEC_WEBSOCKET_EXTENSIONS,
-            HeaderValue::from_static(if context_takeover {
-                DEFLATE_CONTEXT_RESPONSE
-            } else {
-                DEFLATE_RESPONSE
-            }),
-        ));
-    }
     // The first offered subprotocol we speak wins, as RFC 6455 leaves the choice to us.
     let chosen = req
         .headers()
@@ -106,18 +136,16 @@ pub fn negotiate(
             .into_iter()
             .find(|known| *known == p)
         });
-    if let Some(p) = chosen {
-        response.insert_header((SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(p)));
-    }
-    Ok((
-        response,
-        Negotiated {
+    Ok(Accepted {
+        negotiated: Negotiated {
             deflate,
             context_takeover,
             batch: matches!(chosen, Some(JSON_BATCH_PROTOCOL | MSGPACK_BATCH_PROTOCOL)),
             msgpack: matches!(chosen, Some(MSGPACK_PROTOCOL | MSGPACK_BATCH_PROTOCOL)),
         },
-    ))
+        accept,
+        protocol: chosen,
+    })
 }
 
 /// Whether an (acceptable) offer asks the server not to keep its compression context.

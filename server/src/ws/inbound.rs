@@ -7,13 +7,8 @@
 //! refused at once) and *while* inflating (a small compressed message that would expand past
 //! the limit, a "zip bomb", is refused after at most the limit is produced).
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
-use actix_web::dev::Payload;
 use bytes::{Buf, Bytes, BytesMut};
 use flate2::{Decompress, FlushDecompress, Status};
-use futures_util::Stream;
 
 /// A complete client message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,36 +62,55 @@ struct Partial {
     data: BytesMut,
 }
 
-/// Stream of client messages read from the upgraded connection's payload.
-pub struct InboundStream {
-    payload: Payload,
+/// Decodes client messages from the bytes read off the connection.
+///
+/// The transport reads into a buffer shared by its worker and [`feed`](Self::feed)s what it
+/// read; only bytes of a message not yet complete are kept here, so an idle connection holds
+/// no buffer at all.
+pub struct InboundDecoder {
     buf: BytesMut,
     partial: Option<Partial>,
     max_message: usize,
     deflate: bool,
-    ended: bool,
 }
 
 const FIN: u8 = 0x80;
 const RSV1: u8 = 0x40;
 const RSV23: u8 = 0x30;
 
-impl InboundStream {
-    /// Reads messages of at most `max_message` bytes (after inflating); `deflate` when the
+impl InboundDecoder {
+    /// Decodes messages of at most `max_message` bytes (after inflating); `deflate` when the
     /// connection negotiated permessage-deflate.
-    pub fn new(payload: Payload, max_message: usize, deflate: bool) -> Self {
-        InboundStream {
-            payload,
+    pub fn new(max_message: usize, deflate: bool) -> Self {
+        InboundDecoder {
             buf: BytesMut::new(),
             partial: None,
             max_message,
             deflate,
-            ended: false,
+        }
+    }
+
+    /// Adds bytes read from the connection.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Whether bytes wait to be decoded.
+    #[inline]
+    pub fn has_buffered(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
+    /// Frees the buffer once everything in it has been decoded: an idle connection keeps
+    /// no read buffer.
+    pub fn release_idle(&mut self) {
+        if self.buf.is_empty() && self.buf.capacity() > 0 {
+            self.buf = BytesMut::new();
         }
     }
 
     /// Decodes one message from the buffer if a complete one is there.
-    fn decode(&mut self) -> Result<Option<Inbound>, InboundError> {
+    pub fn decode(&mut self) -> Result<Option<Inbound>, InboundError> {
         loop {
             let Some((first, len, header_len)) = self.frame_header()? else {
                 return Ok(None);
@@ -255,51 +269,6 @@ pub fn inflate_limited(compressed: &[u8], limit: usize) -> Result<Bytes, Inbound
         if (d.total_in(), d.total_out()) == before && out.len() < out.capacity() {
             // No progress with room to write: the input is not valid deflate data.
             return Err(InboundError::BadCompression);
-        }
-    }
-}
-
-impl Stream for InboundStream {
-    type Item = Result<Inbound, InboundError>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        if this.ended {
-            return Poll::Ready(None);
-        }
-        loop {
-            match this.decode() {
-                Ok(Some(m)) => return Poll::Ready(Some(Ok(m))),
-                Ok(None) => {}
-                Err(e) => {
-                    this.ended = true;
-                    return Poll::Ready(Some(Err(e)));
-                }
-            }
-            match Pin::new(&mut this.payload).poll_next(cx) {
-                Poll::Ready(Some(Ok(bytes))) => {
-                    if this.buf.is_empty() && this.buf.capacity() < bytes.len() {
-                        this.buf = BytesMut::from(bytes);
-                    } else {
-                        this.buf.extend_from_slice(&bytes);
-                    }
-                }
-                Poll::Ready(Some(Err(e))) => {
-                    this.ended = true;
-                    return Poll::Ready(Some(Err(InboundError::Io(e.to_string()))));
-                }
-                Poll::Ready(None) => {
-                    this.ended = true;
-                    return Poll::Ready(None);
-                }
-                Poll::Pending => {
-                    // An idle connection keeps no read buffer.
-                    if this.buf.is_empty() && this.buf.capacity() > 0 {
-                        this.buf = BytesMut::new();
-                    }
-                    return Poll::Pending;
-                }
-            }
         }
     }
 }

@@ -443,3 +443,21 @@ test('request() sends any op with an id and resolves with the answer carrying it
   last().serverSend({ type: 'error', id: last().requests()[1].id, code: 'unknown_dataset', message: 'no such dataset' });
   await assert.rejects(q, (e) => e.code === 'unknown_dataset');
 });
+
+test('the default URL follows the page: wss: on an https: page, ws: on an http: page', () => {
+  const saved = Object.getOwnPropertyDescriptor(globalThis, 'location');
+  try {
+    for (const [protocol, expected] of [['https:', 'wss://md.example:8443/ws'], ['http:', 'ws://md.example:8443/ws']]) {
+      Object.defineProperty(globalThis, 'location', { value: { protocol, host: 'md.example:8443' }, configurable: true });
+      const { FakeWebSocket, sockets } = makeFakeWebSocket();
+      const client = new TickwireClient({ WebSocket: FakeWebSocket, heartbeatMs: 0 });
+      assert.equal(client.url, expected);
+      client.connect();
+      assert.equal(sockets[sockets.length - 1].url, expected, 'the socket is opened on that URL');
+      client.close();
+    }
+  } finally {
+    if (saved) Object.defineProperty(globalThis, 'location', saved);
+    else delete globalThis.location;
+  }
+});
