@@ -18,6 +18,7 @@ pub mod app;
 pub mod config;
 pub mod metrics;
 pub mod protocol;
+pub mod replay;
 pub mod session;
 pub mod transport;
 pub mod web;

@@ -57,7 +57,16 @@ async fn connect_all(server: &Server, n: usize) -> Vec<Client> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_closes_every_client_1001_and_exits_0_within_the_drain_time() {
     let drain = DRAIN_MS.to_string();
-    let mut server = Server::start(&["--symbols", "10", "--rate", "2000", "--drain-ms", &drain]);
+    let mut server = Server::start(&[
+        "--feed",
+        "synthetic",
+        "--symbols",
+        "10",
+        "--rate",
+        "2000",
+        "--drain-ms",
+        &drain,
+    ]);
     let clients = connect_all(&server, CLIENTS).await;
     assert_eq!(server.stats()["sessions_active"], CLIENTS as u64);
 
@@ -99,7 +108,16 @@ async fn sigterm_closes_every_client_1001_and_exits_0_within_the_drain_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_also_drains_and_nothing_listens_afterwards() {
-    let mut server = Server::start(&["--symbols", "2", "--rate", "100", "--drain-ms", "3000"]);
+    let mut server = Server::start(&[
+        "--feed",
+        "synthetic",
+        "--symbols",
+        "2",
+        "--rate",
+        "100",
+        "--drain-ms",
+        "3000",
+    ]);
     let mut c = Client::connect(&server).await;
     c.send(subscribe(1, &["SYM0000"], &["quote"])).await;
     c.recv_until(Duration::from_secs(5), |m| m["type"] == "subscribed")
@@ -122,6 +140,8 @@ async fn sigint_also_drains_and_nothing_listens_afterwards() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_client_cannot_delay_exit_beyond_the_drain_time() {
     let mut server = Server::start(&[
+        "--feed",
+        "synthetic",
         "--symbols",
         "10",
         "--rate",

@@ -20,7 +20,7 @@ use super::hub::Hub;
 use super::outbox::{Offer, Outbox, SlotId};
 use crate::domain::SymbolId;
 use crate::tick::{Channel, ChannelSet, Encoding, FeedState, Tick, TickBody};
-use crate::wire::{compress_frame, encode_tick};
+use crate::wire::{compress_frame, encode_tick_tagged};
 
 /// A session's outbox as shared between its session, its transport and the router.
 pub type SharedOutbox = Rc<RefCell<Outbox>>;
@@ -91,7 +91,13 @@ struct BookFrames {
 
 impl BookFrames {
     /// The frame in `enc`, made once: a compressed variant from the cached plain one.
-    fn get(&mut self, enc: Encoding, tick: &Tick, instrument: &crate::domain::Instrument) -> Bytes {
+    fn get(
+        &mut self,
+        enc: Encoding,
+        tick: &Tick,
+        instrument: &crate::domain::Instrument,
+        tag: Option<&str>,
+    ) -> Bytes {
         if let Some(f) = &self.frames[enc.index()] {
             return f.clone();
         }
@@ -100,10 +106,11 @@ impl BookFrames {
                 deflate: false,
                 ..enc
             };
-            compress_frame(&self.get(plain, tick, instrument))
+            compress_frame(&self.get(plain, tick, instrument, tag))
         } else {
-            encode_tick(
+            encode_tick_tagged(
                 instrument,
+                tag,
                 &tick.header,
                 &tick.body,
                 enc,
@@ -117,10 +124,15 @@ impl BookFrames {
 
 /// The frame of a quote, trade or status tick in `enc`; encoded here only when the tick was
 /// published before any session used `enc` (rare).
-fn tick_frame(tick: &Tick, enc: Encoding, instrument: &crate::domain::Instrument) -> Bytes {
+fn tick_frame(
+    tick: &Tick,
+    enc: Encoding,
+    instrument: &crate::domain::Instrument,
+    tag: Option<&str>,
+) -> Bytes {
     match tick.frame(enc) {
         Some(f) => f.clone(),
-        None => encode_tick(instrument, &tick.header, &tick.body, enc, MAX_DEPTH),
+        None => encode_tick_tagged(instrument, tag, &tick.header, &tick.body, enc, MAX_DEPTH),
     }
 }
 
@@ -217,7 +229,8 @@ impl Router {
         }
         let instrument = self.hub.symbols().get(symbol);
         let encoding = sub.encoding;
-        let snapshot_frame = |t: &Tick| tick_frame(t, encoding, instrument);
+        let tag = self.hub.tag();
+        let snapshot_frame = |t: &Tick| tick_frame(t, encoding, instrument, tag);
         if added.contains(Channel::Quote) {
             if let (Some(t), Some(id)) = (&last.quote, sub.quote_slot) {
                 ob.offer(id, t.header.chan_seq.0, &snapshot_frame(t), None);
@@ -227,8 +240,14 @@ impl Router {
         {
             if let (Some(t), Some(id)) = (&last.book, sub.book_slot) {
                 if t.body.is_book() {
-                    let frame =
-                        encode_tick(instrument, &t.header, &t.body, encoding, depth as usize);
+                    let frame = encode_tick_tagged(
+                        instrument,
+                        tag,
+                        &t.header,
+                        &t.body,
+                        encoding,
+                        depth as usize,
+                    );
                     // A depth change re-sends the same chan_seq; let it through.
                     ob.free_slot(id);
                     let id = ob.alloc_slot(spec.throttle);
@@ -292,6 +311,7 @@ impl Router {
         let seq = tick.header.chan_seq.0;
         let symbol_seq = tick.header.seq.0;
         let instrument = self.hub.symbols().get(symbol);
+        let tag = self.hub.tag();
         match &tick.body {
             TickBody::Quote(_) => {
                 for s in subs {
@@ -303,7 +323,7 @@ impl Router {
                     let r = match tick.frame(s.encoding) {
                         Some(f) => s.outbox.borrow_mut().offer(id, seq, f, now),
                         None => {
-                            let f = tick_frame(tick, s.encoding, instrument);
+                            let f = tick_frame(tick, s.encoding, instrument, tag);
                             s.outbox.borrow_mut().offer(id, seq, &f, now)
                         }
                     };
@@ -318,7 +338,7 @@ impl Router {
                         continue;
                     }
                     self.stats.offered += 1;
-                    let frame = tick_frame(tick, s.encoding, instrument);
+                    let frame = tick_frame(tick, s.encoding, instrument, tag);
                     let r = s.outbox.borrow_mut().push_event(frame);
                     self.stats.overflow_closes += (r == Offer::Overflow) as u64;
                 }
@@ -340,7 +360,7 @@ impl Router {
                             self.book_cache.len() - 1
                         }
                     };
-                    let frame = self.book_cache[at].get(s.encoding, tick, instrument);
+                    let frame = self.book_cache[at].get(s.encoding, tick, instrument, tag);
                     self.stats.offered += 1;
                     let r = s.outbox.borrow_mut().offer(id, seq, &frame, now);
                     self.stats.overflow_closes += (r == Offer::Overflow) as u64;
