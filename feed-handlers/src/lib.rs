@@ -17,6 +17,7 @@
 pub mod inspect;
 pub mod itch;
 pub mod live;
+pub mod progress;
 pub mod rawfile;
 pub mod recording;
 pub mod replay;

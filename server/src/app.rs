@@ -236,6 +236,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(readyz))
         .route("/admin/fault/feed/{name}", web::post().to(fault_feed))
         .route("/admin/fault/book/{symbol}", web::post().to(fault_book))
+        .configure(crate::replay::http::routes)
         .configure(crate::web::routes);
 }
 
@@ -243,6 +244,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// the module documentation) and returns `Ok`. Runs inside an actix system.
 pub async fn serve(config: ServerConfig, engine: Engine) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new(config.latency_sample_every));
+    crate::replay::service::install(&config.replay, metrics.clone());
     let state = web::Data::new(AppState {
         engine,
         limits: Arc::new(config.session.clone()),

@@ -42,6 +42,8 @@ pub struct Session {
     channels: std::collections::HashMap<SymbolId, ChannelSet>,
     /// The client sent a close frame.
     client_closed: bool,
+    /// Private replays this session asked for.
+    replays: crate::replay::session::SessionReplays,
 }
 
 impl Session {
@@ -61,7 +63,14 @@ impl Session {
             subscribed: Vec::new(),
             channels: std::collections::HashMap::new(),
             client_closed: false,
+            replays: Default::default(),
         }
+    }
+
+    /// Who this session belongs to: replay limits count per user. "anonymous" until
+    /// authentication sets it.
+    fn user(&self) -> &str {
+        "anonymous"
     }
 
     /// Records that `symbol`'s channels went from what we had to `now` (gauges by channel).
@@ -155,6 +164,13 @@ impl Session {
                     }
                 }
             }
+            Request::Replay(r) => {
+                let (shared, enc) = (self.shared.clone(), self.negotiated.encoding());
+                let user = self.user().to_string();
+                if let Err(e) = self.replays.handle(r, &shared, enc, &user) {
+                    self.reply_error(&e);
+                }
+            }
             Request::Unsubscribe {
                 id,
                 symbols,
@@ -226,6 +242,7 @@ impl Actor for Session {
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        self.replays.stop_all();
         let mut router = self.worker.router.borrow_mut();
         for s in self.subscribed.drain(..) {
             router.unsubscribe(self.shared.id, s, ChannelSet(0xff));

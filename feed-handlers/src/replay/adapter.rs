@@ -140,6 +140,9 @@ pub struct ReplayOptions {
     /// Whether the consumer is behind: the replay waits while this says so.
     pub backpressure: Option<Arc<dyn Fn() -> bool + Send + Sync>>,
     pub progress: Option<Arc<Progress>>,
+    /// When set, the first session waits for a permit here before emitting anything (the
+    /// server subscribes a private replay's router first, so no tick goes unrouted).
+    pub gate: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl ReplayOptions {
@@ -157,6 +160,7 @@ impl ReplayOptions {
             notices: None,
             backpressure: None,
             progress: None,
+            gate: None,
         }
     }
 }
@@ -286,6 +290,7 @@ impl ReplayAdapter {
             }
         }
         self.position = self.position.max(t);
+        tracing::debug!(feed = %self.opts.name, t, restart, next = ?self.source.peek_ts(), "replay seek");
         let now = Nanos::now();
         for i in 0..self.wanted.len() {
             let id = SymbolId(i as u32);
@@ -422,6 +427,11 @@ impl ReplayAdapter {
     }
 
     async fn session(&mut self, io: &mut FeedIo) -> Result<(), FeedError> {
+        if let Some(gate) = self.opts.gate.take() {
+            if let Ok(p) = gate.acquire().await {
+                p.forget();
+            }
+        }
         for (i, ins) in self.source.instruments().iter().enumerate() {
             self.engine[i] = if self.wanted[i] {
                 io.symbol(&ins.symbol)

@@ -82,6 +82,8 @@ pub struct Snapshot {
     pub books: u64,
     pub ticks_published: u64,
     pub replay_sessions: i64,
+    pub replays_started: u64,
+    pub replays_refused: u64,
     pub latency: (f64, u64, Vec<(f64, u64)>),
     pub draining: bool,
     pub process: Option<ProcessSnapshot>,
@@ -121,6 +123,8 @@ impl Snapshot {
             books: 0,
             ticks_published: 0,
             replay_sessions: m.replay_sessions.get(),
+            replays_started: m.replays_started.get(),
+            replays_refused: m.replays_refused.get(),
             latency: m.latency.read(),
             draining: m.draining.load(Ordering::Relaxed),
             process: ProcessSnapshot::read(),
@@ -328,8 +332,20 @@ impl Collector for Snapshot {
         gauge(
             e,
             "tickwire_replay_sessions",
-            "Replay sessions running (replay does not exist yet).",
+            "Replays running (per-client WebSocket replays and GET /replay streams).",
             self.replay_sessions,
+        )?;
+        counter(
+            e,
+            "tickwire_replays_started",
+            "Replays started (WebSocket and HTTP).",
+            self.replays_started,
+        )?;
+        counter(
+            e,
+            "tickwire_replays_refused",
+            "Replays refused by the per-user or total limit.",
+            self.replays_refused,
         )?;
         gauge(
             e,

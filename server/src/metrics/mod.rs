@@ -182,8 +182,12 @@ pub struct Metrics {
     pub draining: AtomicBool,
     /// Checksum failures of venue books (no adapter checks checksums yet: always 0).
     pub checksum_failures: Counter,
-    /// Replay sessions running (replay does not exist yet: always 0).
+    /// Replays running (per-client WebSocket replays and `GET /replay` streams).
     pub replay_sessions: Gauge,
+    /// Replays started since the process started.
+    pub replays_started: Counter,
+    /// Replays refused by the per-user or total limit.
+    pub replays_refused: Counter,
 }
 
 impl Default for Metrics {
@@ -213,6 +217,8 @@ impl Metrics {
             draining: AtomicBool::new(false),
             checksum_failures: Counter::default(),
             replay_sessions: Gauge::default(),
+            replays_started: Counter::default(),
+            replays_refused: Counter::default(),
         }
     }
 

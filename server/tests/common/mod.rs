@@ -354,7 +354,21 @@ pub fn recording_of(
     out.to_path_buf()
 }
 
-/// Starts the server with raw `args` (no implied feed) and `extra_env`.
-pub fn start_with(args: &[&str]) -> Server {
-    Server::start(args)
+impl Server {
+    /// Like [`Server::start`], with environment variables.
+    pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Server {
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let child = Command::new(env!("CARGO_BIN_EXE_tickwire"))
+            .arg("serve")
+            .args(["--listen", &listen])
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start tickwire");
+        Server::adopt(port, child)
+    }
 }
