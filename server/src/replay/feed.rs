@@ -60,6 +60,9 @@ pub fn build_with(
     opts.to = r.to;
     opts.looping = r.looping;
     opts.tap = tap;
+    if r.speed == tickwire_feeds::replay::Speed::Max {
+        opts.progress = Some(watch_progress(&source));
+    }
     tracing::info!(
         recordings = ?names(r),
         symbols = source.instruments().len(),
@@ -76,4 +79,38 @@ fn names(r: &ReplayFeed) -> Vec<String> {
     } else {
         r.files.iter().map(|f| f.display().to_string()).collect()
     }
+}
+
+/// A full-speed replay shows its progress (records of the pass, rate, ETA): a bar on a
+/// terminal, periodic log lines otherwise.
+fn watch_progress(source: &ReplaySource) -> std::sync::Arc<tickwire_feeds::replay::Progress> {
+    use std::sync::atomic::Ordering;
+    let total: u64 = source
+        .readers()
+        .iter()
+        .flat_map(|r| r.blocks().iter().map(|b| u64::from(b.record_count)))
+        .sum();
+    let shared = std::sync::Arc::new(tickwire_feeds::replay::Progress::default());
+    let p = shared.clone();
+    let spawned = std::thread::Builder::new()
+        .name("tickwire-replay-progress".into())
+        .spawn(move || {
+            let mut bar = tickwire_feeds::progress::Progress::new("replay", total);
+            let mut passes = 0;
+            loop {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                let done = p.records.load(Ordering::Relaxed);
+                let now_passes = p.passes.load(Ordering::Relaxed);
+                if now_passes != passes {
+                    bar.finish();
+                    passes = now_passes;
+                    bar = tickwire_feeds::progress::Progress::new("replay", total);
+                }
+                bar.set(done.saturating_sub(total * passes));
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "no progress display");
+    }
+    shared
 }
