@@ -246,10 +246,11 @@ impl ReplayAdapter {
     /// Moves to `t`: decodes without emitting up to it (from the start when `t` is behind
     /// the current position), then gives every replayed book its state at `t`.
     fn seek(&mut self, t: Option<i64>, io: &mut FeedIo) -> Result<(), FeedError> {
+        // Forward from here when the target is ahead; otherwise from the start (the
+        // decoders' state cannot go back).
         let restart = match (t, self.source.peek_ts()) {
-            (None, _) => true,
-            (Some(t), Some(next)) => t < self.position || next == i64::MIN && t < next,
-            (Some(_), None) => true,
+            (Some(t), Some(_)) => t < self.position,
+            _ => true,
         };
         if restart {
             self.source
