@@ -72,14 +72,19 @@ async fn lateness(speed: &str, factor: f64) -> Vec<i64> {
     let base = *d.iter().min().unwrap();
     // Worst lateness per second of the run, to tell drift from spikes.
     let per_second: Vec<String> = samples
-        .chunk_by(|a, b| (a.1 - samples[0].1) / 1_000_000_000 == (b.1 - samples[0].1) / 1_000_000_000)
+        .chunk_by(|a, b| {
+            (a.1 - samples[0].1) / 1_000_000_000 == (b.1 - samples[0].1) / 1_000_000_000
+        })
         .scan(0usize, |i, chunk| {
             let worst = d[*i..*i + chunk.len()].iter().max().unwrap() - base;
             *i += chunk.len();
             Some(format!("{:.1}", worst as f64 / 1e6))
         })
         .collect();
-    eprintln!("speed {speed}x: worst lateness per second (ms): {}", per_second.join(" "));
+    eprintln!(
+        "speed {speed}x: worst lateness per second (ms): {}",
+        per_second.join(" ")
+    );
     let mut late: Vec<i64> = d.iter().map(|x| x - base).collect();
     late.sort_unstable();
     late

@@ -56,6 +56,29 @@ fn main() {
         day.write_recording(&itch, 0, Vec::new()).unwrap();
     }
     measure("itch", &itch);
+    // The same day stored uncompressed: what the decoder and books cost without zstd.
+    let raw = dir.join("tickwire-replay-throughput-itch-2m-stored.twrec");
+    if Reader::open(&raw).is_err() {
+        let r = Reader::open(&itch).unwrap();
+        let mut w = Writer::create(
+            &raw,
+            r.header(),
+            WriterOptions {
+                zstd_level: 0,
+                ..WriterOptions::default()
+            },
+        )
+        .unwrap();
+        let s = w
+            .add_stream(0, StreamKind::Socket, "moldudp64://itch")
+            .unwrap();
+        for rec in r.cursor() {
+            let rec = rec.unwrap();
+            w.append(rec.ts, s, rec.kind, &rec.payload).unwrap();
+        }
+        w.finish().unwrap();
+    }
+    measure("itch-stored", &raw);
 
     let src = concat!(
         env!("CARGO_MANIFEST_DIR"),
