@@ -313,6 +313,7 @@ pub(crate) fn run(args: ServeArgs, log_json: bool) -> anyhow::Result<()> {
             },
         )
         .context("starting the engine")?;
+        tickwire_server::replay::feed::attach_hub(engine.hub().clone());
         app::serve(config, engine).await
     });
     if let Some(path) = &args.record {

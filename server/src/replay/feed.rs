@@ -62,6 +62,13 @@ pub fn build_with(
     opts.tap = tap;
     if r.speed == tickwire_feeds::replay::Speed::Max {
         opts.progress = Some(watch_progress(&source));
+        // At full speed the replay waits for the slowest server worker's tick queue
+        // instead of overflowing it (which would resynchronize every session there).
+        opts.backpressure = Some(std::sync::Arc::new(|| {
+            SERVED_HUB
+                .get()
+                .is_some_and(|h| h.max_queued() > HUB_HIGH_WATER)
+        }));
     }
     tracing::info!(
         recordings = ?names(r),
@@ -71,6 +78,18 @@ pub fn build_with(
         "starting replay feed"
     );
     Ok(Box::new(ReplayAdapter::new(source, opts)))
+}
+
+/// Ticks a worker queue may hold before a full-speed served replay waits (a quarter of the
+/// default queue).
+const HUB_HIGH_WATER: usize = tickwire_engine::fanout::hub::DEFAULT_WORKER_QUEUE / 4;
+
+static SERVED_HUB: std::sync::OnceLock<std::sync::Arc<tickwire_engine::fanout::Hub>> =
+    std::sync::OnceLock::new();
+
+/// Tells a full-speed served replay which hub to watch (call once the engine is up).
+pub fn attach_hub(hub: std::sync::Arc<tickwire_engine::fanout::Hub>) {
+    let _ = SERVED_HUB.set(hub);
 }
 
 fn names(r: &ReplayFeed) -> Vec<String> {
