@@ -19,7 +19,7 @@ use actix::Addr;
 use futures_util::future::LocalBoxFuture;
 use tokio::sync::mpsc;
 
-use crate::actors::book::{ApplyEvent, BookActor, ForceResync};
+use crate::actors::book::{ApplyEvent, Barrier, BookActor, ForceResync};
 use crate::domain::{Instrument, SymbolId, SymbolTable};
 use crate::event::FeedEvent;
 
@@ -146,6 +146,36 @@ impl FeedIo {
         self.events += 1;
         // One uncontended relaxed add: only this feed's thread writes it.
         self.total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Events sent to `symbol`'s book actor and not yet taken up by it. Replays at full
+    /// speed keep this low (waiting instead of emitting) so their books are never
+    /// overloaded and resynchronized.
+    pub fn backlog(&self, symbol: SymbolId) -> usize {
+        self.books
+            .get(symbol.index())
+            .map_or(0, |b| b.in_flight.load(Ordering::Relaxed))
+    }
+
+    /// Tells `symbol`'s book that it can no longer be trusted: it publishes `status: stale`,
+    /// drops deltas until a snapshot, and asks this adapter for one
+    /// ([`FeedCommand::Resync`]). For adapters that learn of a gap without reconnecting
+    /// (a replay whose recording has a damaged block).
+    pub fn mark_stale(&mut self, symbol: SymbolId, reason: &'static str) {
+        if let Some(book) = self.books.get(symbol.index()) {
+            book.addr.do_send(ForceResync { reason });
+        }
+    }
+
+    /// Resolves once every book actor has handled everything emitted before the call, so all
+    /// of their ticks are in the hub. Replays use it to order their acknowledgements after
+    /// the data that precedes them.
+    pub async fn barrier(&self) {
+        let pending: Vec<_> = self.books.iter().map(|b| b.addr.send(Barrier)).collect();
+        for p in pending {
+            // A stopped book has nothing left to publish either.
+            let _ = p.await;
+        }
     }
 
     /// Waits for the next command. Adapters poll this alongside their upstream (e.g. in a

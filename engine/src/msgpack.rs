@@ -17,6 +17,8 @@ use crate::wire::{FrameBuf, Opcode};
 /// Encodes ticks of one instrument as MessagePack frames.
 pub struct MsgPackEncoder<'a> {
     pub instrument: &'a Instrument,
+    /// See [`crate::wire::TickEncoder::tag`]: adds a `replay` entry to every map.
+    pub tag: Option<&'a str>,
 }
 
 // Writing into a Vec<u8> cannot fail.
@@ -42,7 +44,24 @@ fn nil(out: &mut Vec<u8>) {
 impl<'a> MsgPackEncoder<'a> {
     /// An encoder for `instrument`.
     pub fn new(instrument: &'a Instrument) -> Self {
-        MsgPackEncoder { instrument }
+        MsgPackEncoder {
+            instrument,
+            tag: None,
+        }
+    }
+
+    /// An encoder whose maps carry `replay: <tag>`.
+    pub fn tagged(instrument: &'a Instrument, tag: Option<&'a str>) -> Self {
+        MsgPackEncoder { instrument, tag }
+    }
+
+    /// Declares a map of `n` entries, plus the `replay` entry when tagged (written here).
+    fn map_tagged(&self, out: &mut Vec<u8>, n: u32) {
+        map(out, n + self.tag.is_some() as u32);
+        if let Some(t) = self.tag {
+            str(out, "replay");
+            str(out, t);
+        }
     }
 
     fn decimal(&self, out: &mut Vec<u8>, mantissa: i64, price: bool) {
@@ -90,7 +109,7 @@ impl<'a> MsgPackEncoder<'a> {
     pub fn quote(&self, h: &TickHeader, top: &TopOfBook) -> Bytes {
         let mut f = FrameBuf::with_capacity(128);
         let out = f.vec();
-        map(out, 10);
+        self.map_tagged(out, 10);
         self.head(out, "quote", h);
         self.level_fields(out, "bid", top.bid);
         self.level_fields(out, "ask", top.ask);
@@ -101,7 +120,7 @@ impl<'a> MsgPackEncoder<'a> {
     pub fn trade(&self, h: &TickHeader, price: Price, qty: Qty, aggressor: Option<Side>) -> Bytes {
         let mut f = FrameBuf::with_capacity(128);
         let out = f.vec();
-        map(out, 9);
+        self.map_tagged(out, 9);
         self.head(out, "trade", h);
         str(out, "price");
         self.decimal(out, price.0, true);
@@ -119,7 +138,7 @@ impl<'a> MsgPackEncoder<'a> {
     pub fn book(&self, h: &TickHeader, levels: &BookLevels, depth: usize) -> Bytes {
         let mut f = FrameBuf::with_capacity(128 + 2 * depth * 24);
         let out = f.vec();
-        map(out, 10);
+        self.map_tagged(out, 10);
         self.head(out, "book", h);
         str(out, "snapshot");
         encode::write_bool(out, true).expect("write to Vec");
@@ -142,7 +161,7 @@ impl<'a> MsgPackEncoder<'a> {
     pub fn status(&self, ts: Nanos, state: FeedState, reason: &str) -> Bytes {
         let mut f = FrameBuf::with_capacity(64 + reason.len());
         let out = f.vec();
-        map(out, 5);
+        self.map_tagged(out, 5);
         str(out, "type");
         str(out, "status");
         str(out, "symbol");

@@ -114,12 +114,32 @@ pub fn close_frame(code: u16, reason: &str) -> Bytes {
 /// Encodes ticks of one instrument. Holds nothing but references; cheap to create.
 pub struct TickEncoder<'a> {
     pub instrument: &'a Instrument,
+    /// The replay these ticks belong to: written as `"replay":"<tag>"` after the symbol, so a
+    /// client tells a private replay of a symbol from its live stream. `None` for live data.
+    pub tag: Option<&'a str>,
 }
 
 impl<'a> TickEncoder<'a> {
     /// An encoder for `instrument`.
     pub fn new(instrument: &'a Instrument) -> Self {
-        TickEncoder { instrument }
+        TickEncoder {
+            instrument,
+            tag: None,
+        }
+    }
+
+    /// An encoder whose messages carry `"replay":"<tag>"` (tags need no JSON escaping: the
+    /// server makes them from letters and digits).
+    pub fn tagged(instrument: &'a Instrument, tag: Option<&'a str>) -> Self {
+        TickEncoder { instrument, tag }
+    }
+
+    fn tag(&self, out: &mut Vec<u8>) {
+        if let Some(t) = self.tag {
+            out.extend_from_slice(b",\"replay\":\"");
+            out.extend_from_slice(t.as_bytes());
+            out.push(b'"');
+        }
     }
 
     fn head(&self, out: &mut Vec<u8>, kind: &str, h: &TickHeader) {
@@ -128,7 +148,9 @@ impl<'a> TickEncoder<'a> {
         out.extend_from_slice(b"\",\"symbol\":\"");
         // Symbol names are validated to need no JSON escaping.
         out.extend_from_slice(self.instrument.symbol.as_bytes());
-        out.extend_from_slice(b"\",\"seq\":");
+        out.push(b'"');
+        self.tag(out);
+        out.extend_from_slice(b",\"seq\":");
         push_int(out, h.seq.0 as i64);
         out.extend_from_slice(b",\"chan_seq\":");
         push_int(out, h.chan_seq.0 as i64);
@@ -240,7 +262,9 @@ impl<'a> TickEncoder<'a> {
         let out = f.vec();
         out.extend_from_slice(b"{\"type\":\"status\",\"symbol\":\"");
         out.extend_from_slice(self.instrument.symbol.as_bytes());
-        out.extend_from_slice(b"\",\"state\":\"");
+        out.push(b'"');
+        self.tag(out);
+        out.extend_from_slice(b",\"state\":\"");
         out.extend_from_slice(state.as_str().as_bytes());
         out.extend_from_slice(b"\",\"ts\":");
         push_int(out, ts.0);
@@ -263,9 +287,21 @@ pub fn encode_tick(
     enc: crate::tick::Encoding,
     depth: usize,
 ) -> Bytes {
+    encode_tick_tagged(instrument, None, header, body, enc, depth)
+}
+
+/// [`encode_tick`] for a replay's ticks: every message carries `"replay":"<tag>"`.
+pub fn encode_tick_tagged(
+    instrument: &Instrument,
+    tag: Option<&str>,
+    header: &TickHeader,
+    body: &crate::tick::TickBody,
+    enc: crate::tick::Encoding,
+    depth: usize,
+) -> Bytes {
     use crate::tick::TickBody;
     let plain = if enc.msgpack {
-        let m = crate::msgpack::MsgPackEncoder::new(instrument);
+        let m = crate::msgpack::MsgPackEncoder::tagged(instrument, tag);
         match body {
             TickBody::Quote(top) => m.quote(header, top),
             TickBody::Trade {
@@ -277,7 +313,7 @@ pub fn encode_tick(
             TickBody::Status { state, reason } => m.status(header.ts, *state, reason),
         }
     } else {
-        let j = TickEncoder::new(instrument);
+        let j = TickEncoder::tagged(instrument, tag);
         match body {
             TickBody::Quote(top) => j.quote(header, top),
             TickBody::Trade {

@@ -198,61 +198,147 @@ fn apply(book: &mut L2Book, ev: &FeedEvent) -> bool {
     }
 }
 
-/// A file in the recorded-feed line format: the input itself, or a temporary conversion of a
-/// Tickwire recording (removed on drop).
-enum LineFile {
-    Original(std::path::PathBuf),
-    Converted(std::path::PathBuf),
-}
-
-impl LineFile {
-    fn path(&self) -> &Path {
-        match self {
-            LineFile::Original(p) | LineFile::Converted(p) => p,
-        }
-    }
-}
-
-impl Drop for LineFile {
-    fn drop(&mut self) {
-        if let LineFile::Converted(p) = self {
-            let _ = std::fs::remove_file(p);
-        }
-    }
-}
-
-fn as_line_file(path: &Path) -> Result<LineFile, InspectError> {
+fn is_recording(path: &Path) -> bool {
     use std::io::Read;
     let mut magic = [0u8; 8];
-    let is_recording = std::fs::File::open(path)
+    std::fs::File::open(path)
         .and_then(|mut f| f.read_exact(&mut magic))
         .is_ok()
-        && magic == crate::recording::format::MAGIC;
-    if !is_recording {
-        return Ok(LineFile::Original(path.to_path_buf()));
+        && magic == crate::recording::format::MAGIC
+}
+
+fn invalid(path: &Path, e: impl std::fmt::Display) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("{}: {e}", path.display()),
+    )
+}
+
+/// Runs Tickwire recordings through the replay pipeline ([`ReplaySource`]: the same decoders
+/// and merge a served replay uses, at full speed) and prints what comes out. `line` in the
+/// output is the record's position in the merged stream (1-based), `file` its recording.
+fn run_recordings(
+    adapter: &str,
+    paths: &[&Path],
+    book_depth: Option<usize>,
+    out: &mut impl Write,
+) -> Result<Summary, InspectError> {
+    use crate::recording::Reader;
+    use crate::replay::{LocalBooks, ReplaySource, StepError};
+    use crate::venues::SymbolRegistry;
+    let readers = paths
+        .iter()
+        .map(|p| Reader::open(p).map_err(|e| invalid(p, e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    for (r, p) in readers.iter().zip(paths) {
+        if r.header().adapter != adapter {
+            return Err(invalid(
+                p,
+                format!(
+                    "recorded by the {:?} adapter, not {adapter:?}",
+                    r.header().adapter
+                ),
+            )
+            .into());
+        }
     }
-    let reader = crate::recording::Reader::open(path).map_err(|e| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{}: {e}", path.display()),
-        )
-    })?;
-    let tmp = std::env::temp_dir().join(format!(
-        "tickwire-inspect-{}-{}.raw",
-        std::process::id(),
-        path.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("recording")
-    ));
-    let out = io::BufWriter::new(std::fs::File::create(&tmp)?);
-    let file = LineFile::Converted(tmp);
-    crate::recording::convert::recording_to_raw(&reader, out).map_err(|e| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{}: {e}", path.display()),
-        )
-    })?;
-    Ok(file)
+    let mut source = ReplaySource::open(readers).map_err(|e| invalid(paths[0], e))?;
+    let registry = SymbolRegistry::fixed(adapter, source.instruments().to_vec());
+    let mut books = LocalBooks::new(source.instruments().len());
+    let mut summary = Summary {
+        adapter: adapter.to_string(),
+        ..Summary::default()
+    };
+    let progress = crate::progress::Progress::new("inspect", source_records(&source));
+    let mut line = Vec::with_capacity(4096);
+    let mut record = 0usize;
+    while let Some(step) = source.step(None) {
+        record += 1;
+        progress.tick(1);
+        summary.lines += 1;
+        let file = step.source;
+        for d in step.decoded {
+            let book = match d {
+                Decoded::Event(ev) => {
+                    books.apply(ev);
+                    if let FeedEvent::Delta { meta, .. } = ev {
+                        if books.book(meta.symbol).is_some_and(|b| b.is_crossed()) {
+                            summary.crossed_after_update += 1;
+                        }
+                    }
+                    books.book(ev.meta().symbol)
+                }
+                _ => None,
+            };
+            line.clear();
+            write_item(
+                &mut line,
+                &registry,
+                &ReplayItem::Decoded {
+                    file,
+                    line: record,
+                    decoded: d,
+                    book,
+                },
+                book_depth,
+            );
+            line.push(b'\n');
+            out.write_all(&line)?;
+        }
+        if let Some(err) = &step.error {
+            summary.parse_errors += 1;
+            let error = match err {
+                StepError::Decode(e) => e.clone(),
+                StepError::Damaged { error, .. } => format!("damaged recording: {error}"),
+            };
+            let e = LineError {
+                file,
+                line: record,
+                error,
+            };
+            line.clear();
+            write_item(&mut line, &registry, &ReplayItem::Error(&e), book_depth);
+            line.push(b'\n');
+            out.write_all(&line)?;
+            if summary.errors.len() < MAX_KEPT_ERRORS {
+                summary.errors.push(e);
+            }
+        }
+    }
+    progress.finish();
+    for i in 0..source.readers().len() {
+        let st = source.decoder(i).stats();
+        summary.messages += st.messages;
+        summary.events += st.events;
+        summary.quotes += st.quotes;
+        summary.checksums_verified += st.checksums_verified;
+        summary.checksums_failed += st.checksums_failed;
+        summary.sequence_gaps += st.sequence_gaps;
+        summary.resyncs += st.resyncs;
+        // Decode errors are counted per message above; damaged blocks too.
+        let _ = st.parse_errors;
+    }
+    summary.sent = 0;
+    summary.symbols = source.instruments().len() as u64;
+    write_summary(out, &summary)?;
+    Ok(summary)
+}
+
+fn source_records(source: &crate::replay::ReplaySource) -> u64 {
+    source
+        .readers()
+        .iter()
+        .flat_map(|r| r.blocks().iter().map(|b| u64::from(b.record_count)))
+        .sum()
+}
+
+fn write_summary(out: &mut impl Write, summary: &Summary) -> io::Result<()> {
+    serde_json::to_writer(
+        &mut *out,
+        &serde_json::json!({ "type": "summary", "summary": summary }),
+    )
+    .map_err(io::Error::from)?;
+    out.write_all(b"\n")
 }
 
 /// Inspects one recording; see [`run_files`].
@@ -273,6 +359,21 @@ pub fn run_files(
     book_depth: Option<usize>,
     out: &mut impl Write,
 ) -> Result<Summary, InspectError> {
+    let paths: Vec<&Path> = paths.iter().map(AsRef::as_ref).collect();
+    if decoder_for(adapter).is_none() {
+        return Err(InspectError::UnknownAdapter(adapter.to_string()));
+    }
+    let recordings = paths.iter().filter(|p| is_recording(p)).count();
+    if recordings == paths.len() && !paths.is_empty() {
+        return run_recordings(adapter, &paths, book_depth, out);
+    }
+    if recordings > 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "give either Tickwire recordings or line-format files, not both",
+        )
+        .into());
+    }
     if adapter == "itch" {
         let path = paths
             .first()
@@ -281,32 +382,22 @@ pub fn run_files(
     }
     let mut decoder =
         decoder_for(adapter).ok_or_else(|| InspectError::UnknownAdapter(adapter.to_string()))?;
-    // Recordings in Tickwire's own format become the line format first, so both kinds of
-    // file go through exactly the same pipeline.
-    let converted = paths
-        .iter()
-        .map(|p| as_line_file(p.as_ref()))
-        .collect::<Result<Vec<_>, _>>()?;
-    let paths: Vec<&Path> = converted.iter().map(|c| c.path()).collect();
     let mut line = Vec::with_capacity(4096);
     let summary = replay(decoder.as_mut(), &paths, |dec, item| {
         line.clear();
-        write_item(&mut line, dec, &item, book_depth);
+        write_item(&mut line, dec.registry(), &item, book_depth);
         line.push(b'\n');
         out.write_all(&line)
     })?;
-    serde_json::to_writer(
-        &mut *out,
-        &serde_json::json!({ "type": "summary", "summary": &summary }),
-    )
-    .map_err(io::Error::from)?;
-    out.write_all(b"\n")?;
+    write_summary(out, &summary)?;
     Ok(summary)
 }
 
-fn write_item(
+/// Writes one output of inspection as the JSON line `tickwire inspect` prints (without
+/// the newline); `GET /replay` streams the same lines.
+pub fn write_item(
     o: &mut Vec<u8>,
-    dec: &dyn VenueDecoder,
+    reg: &crate::venues::SymbolRegistry,
     item: &ReplayItem<'_>,
     depth: Option<usize>,
 ) {
@@ -328,7 +419,6 @@ fn write_item(
             book,
         } => (*file, *line, *decoded, *book),
     };
-    let reg = dec.registry();
     let (symbol, kind, ts, recv_ts) = match decoded {
         Decoded::Event(ev) => {
             let kind = match ev {

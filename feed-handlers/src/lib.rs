@@ -11,13 +11,16 @@
 //! * [`rawfile`]: the recorded-feed line format; [`inspect`]: running a recording through an
 //!   adapter and books for people writing adapters.
 //! * [`recording`]: Tickwire's own recording format (compressed, indexed, crash-safe) for
-//!   recording and replaying market days.
+//!   recording and replaying market days; [`replay`]: serving recordings through the
+//!   engine (paced, seekable, looping) and reading them as normalized events.
 
 pub mod inspect;
 pub mod itch;
 pub mod live;
+pub mod progress;
 pub mod rawfile;
 pub mod recording;
+pub mod replay;
 pub mod synthetic;
 pub mod venues;
 

@@ -212,6 +212,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin/reload", web::post().to(admin_reload))
         .route("/admin/fault/feed/{name}", web::post().to(fault_feed))
         .route("/admin/fault/book/{symbol}", web::post().to(fault_book))
+        .configure(crate::replay::http::routes)
         .configure(crate::web::routes);
 }
 
@@ -224,6 +225,7 @@ pub async fn serve(
     reloader: Arc<Reloader>,
 ) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new(config.latency_sample_every));
+    crate::replay::service::install(&config.replay, metrics.clone());
     let state = web::Data::new(AppState {
         engine,
         limits: Arc::new(config.session.clone()),

@@ -23,6 +23,9 @@ pub enum FeedChoice {
         rate: f64,
         seed: u64,
     },
+    /// Recorded market days served as the feed (`tickwire serve --replay`): several files
+    /// merge in time order. No file: the bundled day embedded in the binary.
+    Replay(ReplayFeed),
     /// A venue's live WebSocket feed (or the exchange simulator playing a recording).
     Live {
         /// `coinbase`, `binance`, `kraken` or `okx`.
@@ -35,6 +38,42 @@ pub enum FeedChoice {
         price_scale: u8,
         size_scale: u8,
     },
+}
+
+/// What `FeedChoice::Replay` plays.
+#[derive(Debug, Clone)]
+pub struct ReplayFeed {
+    /// Recordings; empty for the bundled day.
+    pub files: Vec<std::path::PathBuf>,
+    pub speed: tickwire_feeds::replay::Speed,
+    /// ns since the epoch.
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub looping: bool,
+}
+
+/// Replays clients ask for (per-client WebSocket replays and `GET /replay`).
+#[derive(Debug, Clone)]
+pub struct ReplaySettings {
+    /// Where datasets (recordings) are found; the bundled day is always one.
+    pub datasets_dir: Option<std::path::PathBuf>,
+    /// Concurrent replays of one user.
+    pub max_per_user: usize,
+    /// Concurrent replays of the whole server.
+    pub max_total: usize,
+    /// Threads the replays' feed handlers and book actors share.
+    pub threads: usize,
+}
+
+impl Default for ReplaySettings {
+    fn default() -> Self {
+        ReplaySettings {
+            datasets_dir: Some("replay-data".into()),
+            max_per_user: 4,
+            max_total: 64,
+            threads: 2,
+        }
+    }
 }
 
 /// Limits and timers of client sessions.
@@ -122,6 +161,8 @@ pub struct ServerConfig {
     /// Serve HTTPS and WSS with this certificate and key (PEM); plain HTTP and WS when
     /// `None`.
     pub tls: Option<crate::net::tls::TlsFiles>,
+    /// Per-client and HTTP replays.
+    pub replay: ReplaySettings,
 }
 
 impl Default for ServerConfig {
@@ -130,11 +171,13 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:8080".parse().expect("valid default address"),
             workers: 2,
             book_threads: 1,
-            feed: FeedChoice::Synthetic {
-                symbols: 100,
-                rate: 1_000.0,
-                seed: 1,
-            },
+            feed: FeedChoice::Replay(ReplayFeed {
+                files: Vec::new(),
+                speed: tickwire_feeds::replay::Speed::Factor(1.0),
+                from: None,
+                to: None,
+                looping: true,
+            }),
             session: SessionLimits::default(),
             fault_injection: false,
             feed_backoff: Duration::from_millis(100),
@@ -142,6 +185,7 @@ impl Default for ServerConfig {
             latency_sample_every: 64,
             log_json: false,
             tls: None,
+            replay: ReplaySettings::default(),
         }
     }
 }
@@ -201,6 +245,45 @@ pub struct FileConfig {
     pub metrics: MetricsSection,
     pub log: LogSection,
     pub tls: TlsSection,
+    pub replay: ReplaySection,
+}
+
+/// `[replay]`: what `feed.kind = "replay"` plays, and the replays clients ask for.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplaySection {
+    /// Recordings served as the feed; empty: the bundled day.
+    pub files: Vec<String>,
+    /// `1`, `10`, `0.5`, ... or `"max"`.
+    #[serde(deserialize_with = "speed_setting")]
+    pub speed: String,
+    /// RFC 3339 or ns since the epoch; "" for the start.
+    pub from: String,
+    /// RFC 3339 or ns since the epoch; "" for the end.
+    pub to: String,
+    #[serde(rename = "loop")]
+    pub looping: bool,
+    /// Directory of the datasets clients may replay ("" for none but the bundled day).
+    pub datasets_dir: String,
+    pub max_per_user: usize,
+    pub max_total: usize,
+    pub threads: usize,
+}
+
+/// A speed may be written as a number (`10`) or a string (`"max"`, `"10"`).
+fn speed_setting<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum S {
+        Int(i64),
+        Float(f64),
+        Text(String),
+    }
+    Ok(match <S as serde::Deserialize>::deserialize(d)? {
+        S::Int(i) => i.to_string(),
+        S::Float(f) => f.to_string(),
+        S::Text(t) => t,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -285,14 +368,7 @@ fn ms(d: Duration) -> u64 {
 impl Default for FileConfig {
     fn default() -> Self {
         let c = ServerConfig::default();
-        let FeedChoice::Synthetic {
-            symbols,
-            rate,
-            seed,
-        } = c.feed
-        else {
-            unreachable!("the default feed is synthetic")
-        };
+        let (symbols, rate, seed) = (100, 1_000.0, 1);
         let s = &c.session;
         FileConfig {
             listen: c.listen.to_string(),
@@ -300,7 +376,7 @@ impl Default for FileConfig {
             book_threads: c.book_threads,
             enable_fault_injection: c.fault_injection,
             feed: FeedSection {
-                kind: "synthetic".into(),
+                kind: "replay".into(),
                 symbols,
                 rate,
                 seed,
@@ -338,6 +414,17 @@ impl Default for FileConfig {
             },
             log: LogSection { json: c.log_json },
             tls: TlsSection::default(),
+            replay: ReplaySection {
+                files: Vec::new(),
+                speed: "1".into(),
+                from: String::new(),
+                to: String::new(),
+                looping: true,
+                datasets_dir: "replay-data".into(),
+                max_per_user: c.replay.max_per_user,
+                max_total: c.replay.max_total,
+                threads: c.replay.threads,
+            },
         }
     }
 }
@@ -352,7 +439,7 @@ macro_rules! section_default {
     )*};
 }
 section_default!(FeedSection => feed, SessionSection => session, ShutdownSection => shutdown,
-    MetricsSection => metrics, LogSection => log);
+    MetricsSection => metrics, LogSection => log, ReplaySection => replay);
 
 /// Prefix of environment variables that override file settings.
 pub const ENV_PREFIX: &str = "TICKWIRE_";
@@ -512,14 +599,63 @@ impl FileConfig {
             return Err(bad("book_threads", "must be at least 1".into()));
         }
         let f = &self.feed;
-        const KINDS: [&str; 5] = ["synthetic", "coinbase", "binance", "kraken", "okx"];
+        const KINDS: [&str; 6] = [
+            "replay",
+            "synthetic",
+            "coinbase",
+            "binance",
+            "kraken",
+            "okx",
+        ];
         if !KINDS.contains(&f.kind.as_str()) {
             return Err(bad(
                 "feed.kind",
                 format!("unknown feed {:?}; expected one of {KINDS:?}", f.kind),
             ));
         }
-        if f.kind != "synthetic" {
+        let r = &self.replay;
+        tickwire_feeds::replay::Speed::parse(&r.speed).map_err(|e| bad("replay.speed", e))?;
+        let time = |key: &str, v: &str| -> Result<Option<i64>, ConfigError> {
+            if v.is_empty() {
+                return Ok(None);
+            }
+            tickwire_feeds::replay::parse_time(v)
+                .map(Some)
+                .map_err(|e| bad(key, e))
+        };
+        if let (Some(a), Some(b)) = (time("replay.from", &r.from)?, time("replay.to", &r.to)?) {
+            if a > b {
+                return Err(bad(
+                    "replay.to",
+                    format!("{:?} is before replay.from ({:?})", r.to, r.from),
+                ));
+            }
+        }
+        for (key, v) in [
+            ("replay.max_per_user", r.max_per_user),
+            ("replay.max_total", r.max_total),
+            ("replay.threads", r.threads),
+        ] {
+            if v == 0 {
+                return Err(bad(key, "must be greater than 0".into()));
+            }
+        }
+        if r.threads > 64 {
+            return Err(bad(
+                "replay.threads",
+                format!("{} is not in 1..=64", r.threads),
+            ));
+        }
+        if r.max_per_user > r.max_total {
+            return Err(bad(
+                "replay.max_per_user",
+                format!(
+                    "{} is more than replay.max_total ({})",
+                    r.max_per_user, r.max_total
+                ),
+            ));
+        }
+        if f.kind != "synthetic" && f.kind != "replay" {
             if !(f.url.starts_with("ws://") || f.url.starts_with("wss://")) {
                 return Err(bad(
                     "feed.url",
@@ -658,7 +794,20 @@ impl FileConfig {
             listen: self.listen.parse().expect("validated"),
             workers: self.workers,
             book_threads: self.book_threads,
-            feed: if self.feed.kind == "synthetic" {
+            feed: if self.feed.kind == "replay" {
+                let r = &self.replay;
+                let t = |v: &str| {
+                    (!v.is_empty())
+                        .then(|| tickwire_feeds::replay::parse_time(v).expect("validated"))
+                };
+                FeedChoice::Replay(ReplayFeed {
+                    files: r.files.iter().map(Into::into).collect(),
+                    speed: tickwire_feeds::replay::Speed::parse(&r.speed).expect("validated"),
+                    from: t(&r.from),
+                    to: t(&r.to),
+                    looping: r.looping,
+                })
+            } else if self.feed.kind == "synthetic" {
                 FeedChoice::Synthetic {
                     symbols: self.feed.symbols,
                     rate: self.feed.rate,
@@ -707,6 +856,14 @@ impl FileConfig {
                 cert_file: self.tls.cert_file.clone().into(),
                 key_file: self.tls.key_file.clone().into(),
             }),
+            replay: ReplaySettings {
+                datasets_dir: Some(self.replay.datasets_dir.clone())
+                    .filter(|d| !d.is_empty())
+                    .map(Into::into),
+                max_per_user: self.replay.max_per_user,
+                max_total: self.replay.max_total,
+                threads: self.replay.threads,
+            },
         }
     }
 }

@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod net;
 pub mod protocol;
 pub mod reload;
+pub mod replay;
 pub mod session;
 pub mod transport;
 pub mod web;

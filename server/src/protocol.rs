@@ -44,7 +44,7 @@ pub enum RequestId {
 }
 
 /// A validated client request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Request {
     Subscribe {
         id: Option<RequestId>,
@@ -61,6 +61,8 @@ pub enum Request {
     Ping {
         id: Option<RequestId>,
     },
+    /// `replay` and its controls (`replay_pause`, ...): see `crate::replay::protocol`.
+    Replay(crate::replay::protocol::ReplayRequest),
 }
 
 /// The machine-readable reason of an `error` reply.
@@ -79,6 +81,14 @@ pub enum ErrorCode {
     LimitExceeded,
     /// A binary frame where JSON text is expected.
     Unsupported,
+    /// A replay names a dataset the server does not have (see `GET /datasets`).
+    UnknownDataset,
+    /// The dataset exists but cannot be read (its header is damaged).
+    DatasetUnavailable,
+    /// A replay's time range is inverted or outside the dataset.
+    BadRange,
+    /// A replay control names a replay this session does not have (or that ended).
+    UnknownReplay,
 }
 
 /// Why a request was refused.
@@ -148,6 +158,9 @@ pub fn parse_request(text: &str, limits: &RequestLimits) -> Result<Request, Requ
             .as_str()
             .ok_or_else(|| bad("op must be a string".into()))?,
     };
+    if op == "replay" || op.starts_with("replay_") {
+        return crate::replay::protocol::parse(op, obj, id).map(Request::Replay);
+    }
     let allowed = match op {
         "subscribe" => SUBSCRIBE_FIELDS,
         "unsubscribe" => UNSUBSCRIBE_FIELDS,
@@ -156,7 +169,7 @@ pub fn parse_request(text: &str, limits: &RequestLimits) -> Result<Request, Requ
             return Err(RequestError::new(
                 id,
                 ErrorCode::UnknownOp,
-                format!("unknown op {other:?}; expected subscribe, unsubscribe or ping"),
+                format!("unknown op {other:?}; expected subscribe, unsubscribe, ping, replay or a replay control (replay_pause, replay_resume, replay_seek, replay_speed, replay_stop)"),
             ))
         }
     };
@@ -207,7 +220,7 @@ pub fn parse_request(text: &str, limits: &RequestLimits) -> Result<Request, Requ
     })
 }
 
-fn parse_symbols(
+pub(crate) fn parse_symbols(
     v: Option<&BorrowedValue>,
     limits: &RequestLimits,
     id: &Option<RequestId>,
@@ -242,7 +255,7 @@ fn parse_symbols(
     Ok(out)
 }
 
-fn parse_channels(
+pub(crate) fn parse_channels(
     v: Option<&BorrowedValue>,
     id: &Option<RequestId>,
 ) -> Result<ChannelSet, RequestError> {
@@ -273,7 +286,7 @@ fn parse_channels(
 
 /// Encodes a reply as the session's encoding: a JSON text frame, or a MessagePack map (same
 /// field names) in a binary frame.
-fn reply_frame<T: Serialize>(value: &T, msgpack: bool) -> Bytes {
+pub(crate) fn reply_frame<T: Serialize>(value: &T, msgpack: bool) -> Bytes {
     // Serializing our own reply types cannot fail.
     if msgpack {
         let payload = rmp_serde::to_vec_named(value).unwrap_or_default();

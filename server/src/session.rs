@@ -52,6 +52,8 @@ pub struct Session {
     channels: std::collections::HashMap<SymbolId, Held>,
     /// The client sent a close frame.
     client_closed: bool,
+    /// Private replays this session asked for.
+    replays: crate::replay::session::SessionReplays,
 }
 
 impl Session {
@@ -71,7 +73,14 @@ impl Session {
             subscribed: Vec::new(),
             channels: std::collections::HashMap::new(),
             client_closed: false,
+            replays: Default::default(),
         }
+    }
+
+    /// Who this session belongs to: replay limits count per user. "anonymous" until
+    /// authentication sets it.
+    fn user(&self) -> &str {
+        "anonymous"
     }
 
     /// Records that `symbol`'s channels went from what we had to `now` (gauges by channel);
@@ -109,7 +118,7 @@ impl Session {
     /// receive the same (`None` when it cannot: no context takeover, batching, throttles).
     fn stream_spec(&self) -> Option<StreamSpec> {
         let n = &self.negotiated;
-        if !(n.deflate && n.context_takeover) || n.batch {
+        if !(n.deflate && n.context_takeover) || n.batch || self.replays.any_running() {
             return None;
         }
         let mut symbols = Vec::with_capacity(self.channels.len());
@@ -208,6 +217,22 @@ impl Session {
                 }
                 router.set_stream_spec(self.shared.id, &self.shared.outbox, self.stream_spec());
             }
+            Request::Replay(r) => {
+                let (shared, enc) = (self.shared.clone(), self.negotiated.encoding());
+                let user = self.user().to_string();
+                // A replay's frames are compressed on their own: they must not land between
+                // the frames of a shared compression window.
+                self.worker.router.borrow_mut().leave_stream(self.shared.id);
+                if let Err(e) = self.replays.handle(r, &shared, enc, &user) {
+                    self.reply_error(&e);
+                }
+                let spec = self.stream_spec();
+                self.worker.router.borrow_mut().set_stream_spec(
+                    self.shared.id,
+                    &self.shared.outbox,
+                    spec,
+                );
+            }
             Request::Unsubscribe {
                 id,
                 symbols,
@@ -281,6 +306,7 @@ impl Actor for Session {
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        self.replays.stop_all();
         let mut router = self.worker.router.borrow_mut();
         router.remove_session(self.shared.id);
         for s in self.subscribed.drain(..) {

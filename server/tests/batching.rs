@@ -47,6 +47,8 @@ async fn frames(c: &mut common::Client, window: Duration) -> Vec<Vec<Value>> {
 #[tokio::test]
 async fn batches_within_the_window_without_losing_or_reordering() {
     let server = Server::start(&[
+        "--feed",
+        "synthetic",
         "--symbols",
         "5",
         "--rate",

@@ -60,7 +60,7 @@ impl WindowInflater {
 
 #[tokio::test]
 async fn compressed_frames_decode_to_the_uncompressed_messages() {
-    let server = Server::start(&["--symbols", "4", "--rate", "400"]);
+    let server = Server::start(&["--feed", "synthetic", "--symbols", "4", "--rate", "400"]);
     let mut plain = Client::connect(&server).await;
     plain
         .send(subscribe(1, &["SYM0001"], &["quote", "trade", "book"]))
@@ -197,7 +197,7 @@ async fn clients_of_one_stream_share_a_window_and_decode_exactly_what_plain_clie
 
 #[tokio::test]
 async fn hostile_compressed_input_gets_its_close_code_and_others_carry_on() {
-    let server = Server::start(&["--symbols", "4", "--rate", "1000"]);
+    let server = Server::start(&["--feed", "synthetic", "--symbols", "4", "--rate", "1000"]);
     let mut bystander = Client::connect(&server).await;
     bystander.send(subscribe(1, &["SYM0002"], &["quote"])).await;
     bystander.collect_for(Duration::from_millis(300)).await;
@@ -226,7 +226,7 @@ async fn hostile_compressed_input_gets_its_close_code_and_others_carry_on() {
 
 #[tokio::test]
 async fn declined_offers_fall_back_to_plain_frames() {
-    let server = Server::start(&["--symbols", "2", "--rate", "100"]);
+    let server = Server::start(&["--feed", "synthetic", "--symbols", "2", "--rate", "100"]);
     let mut c = Raw::connect(
         server.port,
         Some("permessage-deflate; server_max_window_bits=10"),
@@ -242,7 +242,15 @@ async fn declined_offers_fall_back_to_plain_frames() {
         let (first, _) = c.read_frame();
         assert_eq!(first & 0x40, 0, "no RSV1 without negotiation");
     }
-    let server2 = Server::start(&["--symbols", "2", "--rate", "100", "--no-permessage-deflate"]);
+    let server2 = Server::start(&[
+        "--feed",
+        "synthetic",
+        "--symbols",
+        "2",
+        "--rate",
+        "100",
+        "--no-permessage-deflate",
+    ]);
     let c = Raw::connect(server2.port, Some(OFFER));
     assert!(!c.response_head.contains("permessage-deflate"));
 }

@@ -60,6 +60,38 @@ const INVALID: &[(&str, &str, &str)] = &[
     ("zero workers", "workers = 0\n", "workers"),
     ("too many workers", "workers = 65\n", "workers"),
     ("unknown feed", "[feed]\nkind = \"nasdaq\"\n", "feed.kind"),
+    (
+        "bad replay speed",
+        "[replay]\nspeed = \"fast\"\n",
+        "replay.speed",
+    ),
+    ("zero replay speed", "[replay]\nspeed = 0\n", "replay.speed"),
+    (
+        "bad replay time",
+        "[replay]\nfrom = \"yesterday\"\n",
+        "replay.from",
+    ),
+    (
+        "inverted replay range",
+        "[replay]\nfrom = \"2025-06-16T15:00:00Z\"\nto = \"2025-06-16T14:00:00Z\"\n",
+        "replay.to",
+    ),
+    (
+        "no replays allowed",
+        "[replay]\nmax_total = 0\n",
+        "replay.max_total",
+    ),
+    (
+        "per-user replays above the total",
+        "[replay]\nmax_per_user = 10\nmax_total = 5\n",
+        "replay.max_per_user",
+    ),
+    (
+        "zero replay threads",
+        "[replay]\nthreads = 0\n",
+        "replay.threads",
+    ),
+    ("unknown replay key", "[replay]\nsped = 1\n", "replay.sped"),
     ("zero symbols", "[feed]\nsymbols = 0\n", "feed.symbols"),
     ("negative rate", "[feed]\nrate = -1.0\n", "feed.rate"),
     ("rate not a number", "[feed]\nrate = nan\n", "feed.rate"),
@@ -142,7 +174,15 @@ fn bad_environment_and_flags_are_refused_naming_the_key() {
     );
 
     let out = bin()
-        .args(["serve", "--listen", "127.0.0.1:0", "--symbols", "0"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--feed",
+            "synthetic",
+            "--symbols",
+            "0",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -182,7 +222,7 @@ fn file_env_and_flags_layer_in_that_order() {
     // overrides the listen address. /symbols and the feed's speed show what took effect.
     let file = write_config(
         "layers",
-        "listen = \"127.0.0.1:1\"\n[feed]\nsymbols = 3\nrate = 1.0\n",
+        "listen = \"127.0.0.1:1\"\n[feed]\nkind = \"synthetic\"\nsymbols = 3\nrate = 1.0\n",
     );
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -15,6 +15,8 @@ fn is_status(m: &Value, state: &str) -> bool {
 #[tokio::test]
 async fn feed_fault_goes_stale_then_live_and_books_resync() {
     let mut server = Server::start(&[
+        "--feed",
+        "synthetic",
         "--symbols",
         "5",
         "--rate",
@@ -84,6 +86,8 @@ async fn feed_fault_goes_stale_then_live_and_books_resync() {
 #[tokio::test]
 async fn book_fault_restarts_only_that_book() {
     let mut server = Server::start(&[
+        "--feed",
+        "synthetic",
         "--symbols",
         "5",
         "--rate",

@@ -55,6 +55,8 @@ fn read_frame(s: &mut TcpStream) -> (u8, Vec<u8>) {
 #[test]
 fn silent_client_is_pinged_then_closed_4000() {
     let server = Server::start(&[
+        "--feed",
+        "synthetic",
         "--symbols",
         "2",
         "--rate",
@@ -105,6 +107,8 @@ fn silent_client_is_pinged_then_closed_4000() {
 #[tokio::test]
 async fn client_answering_pings_stays_connected() {
     let server = Server::start(&[
+        "--feed",
+        "synthetic",
         "--symbols",
         "2",
         "--rate",

@@ -117,7 +117,7 @@ fn cases() -> Vec<(String, &'static str, Value)> {
 
 #[tokio::test]
 async fn every_malformed_message_gets_its_error_and_the_session_survives() {
-    let server = Server::start(&["--symbols", "5", "--rate", "500"]);
+    let server = Server::start(&["--feed", "synthetic", "--symbols", "5", "--rate", "500"]);
     let mut c = Client::connect(&server).await;
     c.send(subscribe(100, &["SYM0002"], &["quote"])).await;
     let cases = cases();
@@ -154,6 +154,8 @@ async fn every_malformed_message_gets_its_error_and_the_session_survives() {
 #[tokio::test]
 async fn oversized_frame_closes_1009_and_others_are_unaffected() {
     let server = Server::start(&[
+        "--feed",
+        "synthetic",
         "--symbols",
         "5",
         "--rate",

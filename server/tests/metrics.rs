@@ -283,6 +283,8 @@ fn subs(ch: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_follow_clients_throttling_conflation_and_slow_consumers() {
     let server = Server::start(&[
+        "--feed",
+        "synthetic",
         "--symbols",
         "10",
         "--rate",
@@ -537,7 +539,7 @@ fn referenced_metrics(text: &str) -> std::collections::BTreeSet<String> {
 /// The dashboard and the operations guide name only metrics the server exports.
 #[test]
 fn dashboard_and_docs_name_only_exported_metrics() {
-    let server = Server::start(&["--symbols", "2", "--rate", "10"]);
+    let server = Server::start(&["--feed", "synthetic", "--symbols", "2", "--rate", "10"]);
     let scrape = scrape(&server);
     let exported: std::collections::BTreeSet<String> = scrape
         .0

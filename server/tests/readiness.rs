@@ -40,6 +40,8 @@ fn wait_readyz(server: &Server, want: u16, within: Duration) -> (Value, Instant)
 #[test]
 fn readyz_is_503_while_a_feed_is_stale_and_200_when_live() {
     let server = Server::start(&[
+        "--feed",
+        "synthetic",
         "--symbols",
         "5",
         "--rate",

@@ -1,7 +1,7 @@
 //! Acceptance 4 of the operations issue: SIGTERM (and SIGINT) with connected clients: every
-//! client receives close 1001 "going away", and the process exits 0 within the drain time.
-//! (The issue's "a recording in progress reads back complete" needs recording, which does
-//! not exist yet.)
+//! client receives close 1001 "going away", the process exits 0 within the drain time, and
+//! a recording in progress (`serve --record`) reads back complete: index and trailer
+//! present, every message received until the shutdown in it.
 
 mod common;
 
@@ -57,7 +57,16 @@ async fn connect_all(server: &Server, n: usize) -> Vec<Client> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_closes_every_client_1001_and_exits_0_within_the_drain_time() {
     let drain = DRAIN_MS.to_string();
-    let mut server = Server::start(&["--symbols", "10", "--rate", "2000", "--drain-ms", &drain]);
+    let mut server = Server::start(&[
+        "--feed",
+        "synthetic",
+        "--symbols",
+        "10",
+        "--rate",
+        "2000",
+        "--drain-ms",
+        &drain,
+    ]);
     let clients = connect_all(&server, CLIENTS).await;
     assert_eq!(server.stats()["sessions_active"], CLIENTS as u64);
 
@@ -99,7 +108,16 @@ async fn sigterm_closes_every_client_1001_and_exits_0_within_the_drain_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_also_drains_and_nothing_listens_afterwards() {
-    let mut server = Server::start(&["--symbols", "2", "--rate", "100", "--drain-ms", "3000"]);
+    let mut server = Server::start(&[
+        "--feed",
+        "synthetic",
+        "--symbols",
+        "2",
+        "--rate",
+        "100",
+        "--drain-ms",
+        "3000",
+    ]);
     let mut c = Client::connect(&server).await;
     c.send(subscribe(1, &["SYM0000"], &["quote"])).await;
     c.recv_until(Duration::from_secs(5), |m| m["type"] == "subscribed")
@@ -122,6 +140,8 @@ async fn sigint_also_drains_and_nothing_listens_afterwards() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_client_cannot_delay_exit_beyond_the_drain_time() {
     let mut server = Server::start(&[
+        "--feed",
+        "synthetic",
         "--symbols",
         "10",
         "--rate",
@@ -183,5 +203,144 @@ async fn a_stalled_client_cannot_delay_exit_beyond_the_drain_time() {
     assert!(
         took < Duration::from_millis(3000),
         "took {took:?}, drain time 1500 ms"
+    );
+}
+
+/// SIGTERM while serving a venue feed (the exchange simulator playing the recorded Kraken
+/// book feed, paced) with `--record` and 500 clients: every client gets 1001, the process
+/// exits 0 within the drain time, and the recording was finished cleanly (trailer and
+/// index present) and holds the upstream's messages, byte for byte and in order, up to
+/// the moment of the shutdown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_finishes_a_recording_in_progress() {
+    use tickwire_feeds::recording::{Reader, RecordKind};
+    let dir = common::temp_dir("shutdown-record");
+    let out = dir.join("served.twrec");
+    let feed = common::real_feed("kraken-2021-04-17-book.raw");
+    let sim_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut sim = Command::new(env!("CARGO_BIN_EXE_tickwire"))
+        .arg("exchange-sim")
+        .arg(&feed)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{sim_port}"),
+            "--pace-ms",
+            "5",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", sim_port)).is_err() {
+        assert!(Instant::now() < end, "simulator did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let url = format!("ws://127.0.0.1:{sim_port}/ws");
+    let mut server = Server::start(&[
+        "--feed",
+        "kraken",
+        "--feed-url",
+        &url,
+        "--instruments",
+        "XMR/USD,WAVES/EUR,ETH/CHF,SC/EUR",
+        "--record",
+        out.to_str().unwrap(),
+        "--drain-ms",
+        &DRAIN_MS.to_string(),
+    ]);
+    let mut clients = Vec::with_capacity(CLIENTS);
+    for chunk in 0..CLIENTS / 50 {
+        let batch = (0..50).map(|i| {
+            let server = &server;
+            async move {
+                let mut c = Client::connect(server).await;
+                let sym = ["XMR/USD", "WAVES/EUR", "ETH/CHF", "SC/EUR"][(chunk * 50 + i) % 4];
+                c.send(subscribe(1, &[sym], &["quote", "trade"])).await;
+                c.recv_until(Duration::from_secs(20), |m| m["type"] == "subscribed")
+                    .await;
+                c
+            }
+        });
+        clients.extend(futures_util::future::join_all(batch).await);
+    }
+    let readers: Vec<_> = clients
+        .into_iter()
+        .map(|mut c| tokio::spawn(async move { c.wait_end(Duration::from_secs(30)).await }))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let signalled = tickwire_engine::domain::Nanos::now().0;
+    let sent = Instant::now();
+    signal(&server, "-TERM");
+    let (code, exited) =
+        tokio::task::block_in_place(|| wait_exit(&mut server, Duration::from_secs(30)));
+    let _ = sim.kill();
+    let _ = sim.wait();
+    assert_eq!(code, Some(0));
+    assert!(
+        exited - sent < Duration::from_millis(DRAIN_MS),
+        "took {:?}",
+        exited - sent
+    );
+    let mut going_away = 0;
+    for r in readers {
+        if let Ended::Closed(Some((1001, _))) = r.await.unwrap() {
+            going_away += 1;
+        }
+    }
+    assert_eq!(going_away, CLIENTS);
+
+    let reader = Reader::open(&out).expect("the recording opens");
+    assert!(
+        reader.recovery().clean_close,
+        "no trailer/index: {:?}",
+        reader.recovery()
+    );
+    assert!(reader.recovery().torn_tail.is_none() && reader.recovery().skipped.is_empty());
+    let recorded: Vec<_> = reader
+        .cursor()
+        .map(|r| r.expect("every block reads"))
+        .filter(|r| r.kind == RecordKind::Received)
+        .collect();
+    let text = std::fs::read(&feed).unwrap();
+    let original: Vec<Vec<u8>> = text
+        .split(|&b| b == b'\n')
+        .filter_map(|l| {
+            tickwire_feeds::recording::convert::parse_line(l)
+                .ok()
+                .flatten()
+        })
+        .filter(|l| l.kind == RecordKind::Received)
+        .map(|l| l.payload.to_vec())
+        .collect();
+    assert!(
+        recorded.len() > 100,
+        "only {} messages recorded",
+        recorded.len()
+    );
+    assert!(
+        recorded.len() < original.len(),
+        "the feed was over before the shutdown"
+    );
+    for (i, (r, o)) in recorded.iter().zip(&original).enumerate() {
+        assert!(
+            r.payload == *o,
+            "message {i} differs from what the venue sent"
+        );
+    }
+    let last = recorded.last().unwrap().ts;
+    assert!(
+        last >= signalled - 200_000_000,
+        "the last recorded message is {} ms older than the SIGTERM",
+        (signalled - last) / 1_000_000
+    );
+    eprintln!(
+        "SIGTERM with {CLIENTS} clients and a recording: all closed 1001, exit 0 after {:?}, {} messages recorded, trailer present",
+        exited - sent,
+        recorded.len()
     );
 }

@@ -12,6 +12,8 @@ use common::{subscribe, Client, Ended, Server};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_clients_are_cut_off_and_healthy_ones_see_no_gap() {
     let server = Server::start(&[
+        "--feed",
+        "synthetic",
         "--symbols",
         "10",
         "--rate",

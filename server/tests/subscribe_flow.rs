@@ -38,7 +38,7 @@ fn check_sequences(msgs: &[Value]) {
 
 #[tokio::test]
 async fn snapshots_then_updates_and_exact_unsubscribe() {
-    let server = Server::start(&["--symbols", "10", "--rate", "3000"]);
+    let server = Server::start(&["--feed", "synthetic", "--symbols", "10", "--rate", "3000"]);
     let mut c = Client::connect(&server).await;
     c.send(subscribe(1, &SYMS, &["quote", "trade", "book"]))
         .await;
@@ -118,7 +118,7 @@ async fn snapshots_then_updates_and_exact_unsubscribe() {
 
 #[tokio::test]
 async fn two_hundred_clients_get_only_their_subscriptions() {
-    let server = Server::start(&["--symbols", "40", "--rate", "4000"]);
+    let server = Server::start(&["--feed", "synthetic", "--symbols", "40", "--rate", "4000"]);
     let channel_sets: [&[&str]; 4] = [&["quote"], &["trade"], &["book"], &["quote", "trade"]];
     let mut tasks = Vec::new();
     for i in 0..200usize {

@@ -16,6 +16,8 @@ fn quotes(msgs: &[Value]) -> Vec<&Value> {
 async fn throttle_limits_rate_and_delivers_the_latest_state() {
     // Two symbols at 400 quotes/s in total: SYM0000 changes ~200 times a second.
     let server = Server::start(&[
+        "--feed",
+        "synthetic",
         "--symbols",
         "2",
         "--rate",

@@ -610,10 +610,12 @@ async function probeReplay() {
       if (name) sel.append(new Option(name, name));
     }
     $('replay-start').addEventListener('click', () => {
-      const speed = Number($('replay-speed').value);
+      const v = Number($('replay-speed').value);
+      // The protocol spells full speed "max" (docs/protocol.md#replay).
+      const speed = v > 0 ? v : 'max';
       client
         .request({ op: 'replay', dataset: sel.value, speed })
-        .then(() => note(`replay ${sel.value} at ${speed || 'max'}×`))
+        .then(() => note(`replay ${sel.value} at ${speed}×`))
         .catch((e) => note(`replay: ${e.message}`));
     });
     $('replay-controls').hidden = false;

@@ -23,7 +23,7 @@ use crate::event::FeedEvent;
 use crate::fanout::router::MAX_DEPTH;
 use crate::fanout::Hub;
 use crate::tick::{BookLevels, Channel, Encoding, FeedState, Tick, TickBody, TickHeader};
-use crate::wire::{compress_frame, encode_tick, TickEncoder};
+use crate::wire::{compress_frame, encode_tick_tagged, TickEncoder};
 
 /// Apply one normalized event.
 #[derive(Message)]
@@ -44,6 +44,18 @@ pub struct UpstreamState {
 pub struct ForceResync {
     pub reason: &'static str,
 }
+
+/// Answered once everything sent to the actor before it has been applied and published
+/// (see [`crate::adapter::FeedIo::barrier`]).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Barrier;
+
+/// Stop for good: forget the feed handler so the engine's actors can all go away (see
+/// [`crate::Engine::shutdown`]).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Detach;
 
 /// Make the actor fail as if its book code had panicked (fault injection).
 #[derive(Message)]
@@ -119,6 +131,11 @@ impl BookActor {
         }
     }
 
+    /// The JSON encoder of this book's ticks, tagged when the hub belongs to a replay.
+    fn encoder(&self) -> TickEncoder<'_> {
+        TickEncoder::tagged(&self.instrument, self.hub.tag())
+    }
+
     fn publish(&self, header: TickHeader, body: TickBody, json: bytes::Bytes) {
         self.stats.ticks.fetch_add(1, Ordering::Relaxed);
         let mut frames: [bytes::Bytes; Encoding::COUNT] = Default::default();
@@ -134,7 +151,14 @@ impl BookActor {
                     msgpack: true,
                     deflate: false,
                 };
-                let mp = encode_tick(&self.instrument, &header, &body, plain, MAX_DEPTH);
+                let mp = encode_tick_tagged(
+                    &self.instrument,
+                    self.hub.tag(),
+                    &header,
+                    &body,
+                    plain,
+                    MAX_DEPTH,
+                );
                 if wants(true, true) {
                     frames[3] = compress_frame(&mp);
                 }
@@ -162,7 +186,7 @@ impl BookActor {
             self.ever_live = state == FeedState::Live;
         }
         let ts = Nanos::now();
-        let frame = TickEncoder::new(&self.instrument).status(ts, state, reason);
+        let frame = self.encoder().status(ts, state, reason);
         let header = TickHeader {
             symbol: self.symbol,
             seq: self.seq,
@@ -190,7 +214,7 @@ impl BookActor {
         let out = self.coalescer.finish(&self.book, MAX_DEPTH);
         if let Some(top) = out.quote {
             let h = self.header(Channel::Quote, ts, recv_ts);
-            let frame = TickEncoder::new(&self.instrument).quote(&h, &top);
+            let frame = self.encoder().quote(&h, &top);
             self.publish(h, TickBody::Quote(top), frame);
         }
         if out.depth_changed {
@@ -233,7 +257,7 @@ impl BookActor {
                 aggressor,
             } => {
                 let h = self.header(Channel::Trade, meta.ts, meta.recv_ts);
-                let frame = TickEncoder::new(&self.instrument).trade(&h, price, qty, aggressor);
+                let frame = self.encoder().trade(&h, price, qty, aggressor);
                 self.publish(
                     h,
                     TickBody::Trade {
@@ -316,6 +340,20 @@ impl Handler<InjectBookFault> for BookActor {
     fn handle(&mut self, _msg: InjectBookFault, ctx: &mut Context<Self>) {
         tracing::warn!(symbol = %self.instrument.symbol, "injected book fault");
         ctx.stop();
+    }
+}
+
+impl Handler<Barrier> for BookActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Barrier, _ctx: &mut Context<Self>) {}
+}
+
+impl Handler<Detach> for BookActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Detach, _ctx: &mut Context<Self>) {
+        self.feed = None;
     }
 }
 

@@ -16,8 +16,8 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use crate::actors::book::{BookActor, BookStats, InjectBookFault, SetFeed};
-use crate::actors::feed::{Backoff, FeedHandler, InjectFeedFault};
+use crate::actors::book::{BookActor, BookStats, Detach, InjectBookFault, SetFeed};
+use crate::actors::feed::{Backoff, DetachFeed, FeedHandler, InjectFeedFault};
 use crate::adapter::{BookHandle, FeedAdapter};
 use crate::domain::{SymbolId, SymbolTable, SymbolTableError};
 use crate::fanout::hub::DEFAULT_WORKER_QUEUE;
@@ -75,6 +75,16 @@ pub struct FeedInfo<'a> {
     pub events: u64,
 }
 
+/// Threads an engine's actors run on when they are not its own: a replay's private engine
+/// shares a small pool with every other replay instead of starting threads per client.
+#[derive(Clone)]
+pub struct EngineThreads {
+    /// Book actors are spread round-robin over these.
+    pub books: Vec<ArbiterHandle>,
+    /// Where the feed handlers run.
+    pub feed: ArbiterHandle,
+}
+
 /// A running engine: feeds, books and the hub they publish to.
 pub struct Engine {
     hub: Arc<Hub>,
@@ -91,6 +101,38 @@ impl Engine {
         adapters: Vec<Box<dyn FeedAdapter>>,
         config: EngineConfig,
     ) -> Result<Engine, EngineError> {
+        let books: Vec<Arbiter> = (0..config.book_threads.max(1))
+            .map(|_| Arbiter::new())
+            .collect();
+        let feed = Arbiter::new();
+        let threads = EngineThreads {
+            books: books.iter().map(Arbiter::handle).collect(),
+            feed: feed.handle(),
+        };
+        let mut owned = books;
+        owned.push(feed);
+        Engine::build(adapters, config, threads, owned, None)
+    }
+
+    /// Like [`Engine::start`], on threads that outlive it (see [`EngineThreads`]), with a
+    /// hub whose messages all carry `"replay":"<tag>"` when `tag` is given. Stop it with
+    /// [`Engine::shutdown`].
+    pub fn start_on(
+        adapters: Vec<Box<dyn FeedAdapter>>,
+        config: EngineConfig,
+        threads: EngineThreads,
+        tag: Option<Arc<str>>,
+    ) -> Result<Engine, EngineError> {
+        Engine::build(adapters, config, threads, Vec::new(), tag)
+    }
+
+    fn build(
+        adapters: Vec<Box<dyn FeedAdapter>>,
+        config: EngineConfig,
+        threads: EngineThreads,
+        owned: Vec<Arbiter>,
+        tag: Option<Arc<str>>,
+    ) -> Result<Engine, EngineError> {
         if adapters.is_empty() {
             return Err(EngineError::NoFeed);
         }
@@ -102,30 +144,27 @@ impl Engine {
             ranges.push(start..instruments.len());
         }
         let symbols = SymbolTable::new(instruments)?;
-        let hub = Hub::new(
+        let hub = Hub::new_tagged(
             symbols.clone(),
             config.server_workers.max(1),
             config.worker_queue,
+            tag,
         );
         let book_stats = Arc::new(BookStats::default());
 
-        let mut arbiters: Vec<Arbiter> = (0..config.book_threads.max(1))
-            .map(|_| Arbiter::new())
-            .collect();
         let books: Arc<[BookHandle]> = symbols
             .iter()
             .map(|(id, _)| {
-                let arbiter = &arbiters[id.index() % arbiters.len()];
+                let arbiter = &threads.books[id.index() % threads.books.len()];
                 let in_flight = Arc::new(AtomicUsize::new(0));
                 let (hub, flight, stats) = (hub.clone(), in_flight.clone(), book_stats.clone());
-                let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
+                let addr = Supervisor::start_in_arbiter(arbiter, move |_| {
                     BookActor::new(id, hub, flight, stats)
                 });
                 BookHandle { addr, in_flight }
             })
             .collect();
 
-        let feed_arbiter = Arbiter::new();
         let mut feeds = Vec::new();
         for (adapter, range) in adapters.into_iter().zip(ranges) {
             let name = adapter.name().to_string();
@@ -134,7 +173,7 @@ impl Engine {
             let ids_for_actor = ids.clone();
             let events = Arc::new(AtomicU64::new(0));
             let events_for_actor = events.clone();
-            let addr = Supervisor::start_in_arbiter(&feed_arbiter.handle(), move |_| {
+            let addr = Supervisor::start_in_arbiter(&threads.feed, move |_| {
                 FeedHandler::new(
                     adapter,
                     syms,
@@ -156,14 +195,26 @@ impl Engine {
                 events,
             });
         }
-        arbiters.push(feed_arbiter);
         Ok(Engine {
             hub,
             books,
             feeds,
             book_stats,
-            _arbiters: arbiters,
+            _arbiters: owned,
         })
+    }
+
+    /// Stops the engine's actors for good: feed sessions end, and once the last address is
+    /// gone (this engine's, which this consumes) feed handlers and book actors stop instead
+    /// of being restarted by their supervisors. For engines on shared threads
+    /// ([`Engine::start_on`]); an engine with its own threads stops with them.
+    pub fn shutdown(self) {
+        for f in &self.feeds {
+            f.addr.do_send(DetachFeed);
+        }
+        for b in self.books.iter() {
+            b.addr.do_send(Detach);
+        }
     }
 
     /// The hub sessions subscribe through.

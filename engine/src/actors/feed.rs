@@ -63,6 +63,9 @@ pub struct FeedHandler {
     backoff: Backoff,
     failures: u32,
     session_started: Option<Instant>,
+    session: Option<SpawnHandle>,
+    /// Set by [`DetachFeed`]: never start a session again.
+    detached: bool,
 }
 
 impl FeedHandler {
@@ -85,6 +88,8 @@ impl FeedHandler {
             backoff,
             failures: 0,
             session_started: None,
+            session: None,
+            detached: false,
         }
     }
 
@@ -99,6 +104,9 @@ impl FeedHandler {
     }
 
     fn start_session(&mut self, ctx: &mut Context<Self>) {
+        if self.detached {
+            return;
+        }
         let (Some(mut adapter), Some(mut io)) = (self.adapter.take(), self.io.take()) else {
             return;
         };
@@ -108,31 +116,29 @@ impl FeedHandler {
             let result = adapter.run(&mut io).await;
             (adapter, io, result)
         };
-        ctx.spawn(
-            session
-                .into_actor(self)
-                .map(|(adapter, io, result), act, ctx| {
-                    act.adapter = Some(adapter);
-                    act.io = Some(io);
-                    match result {
-                        Ok(()) => {
-                            tracing::info!(feed = %act.name, "feed ended");
-                            act.tell_books(FeedState::Stale, "feed ended");
-                        }
-                        Err(err) => {
-                            tracing::warn!(feed = %act.name, error = %err, "feed session failed");
-                            act.tell_books(FeedState::Stale, &format!("feed down: {err}"));
-                            if act
-                                .session_started
-                                .is_some_and(|t| t.elapsed() >= act.backoff.healthy_after)
-                            {
-                                act.failures = 0;
-                            }
-                            ctx.stop();
-                        }
+        self.session = Some(ctx.spawn(session.into_actor(self).map(
+            |(adapter, io, result), act, ctx| {
+                act.adapter = Some(adapter);
+                act.io = Some(io);
+                match result {
+                    Ok(()) => {
+                        tracing::info!(feed = %act.name, "feed ended");
+                        act.tell_books(FeedState::Stale, "feed ended");
                     }
-                }),
-        );
+                    Err(err) => {
+                        tracing::warn!(feed = %act.name, error = %err, "feed session failed");
+                        act.tell_books(FeedState::Stale, &format!("feed down: {err}"));
+                        if act
+                            .session_started
+                            .is_some_and(|t| t.elapsed() >= act.backoff.healthy_after)
+                        {
+                            act.failures = 0;
+                        }
+                        ctx.stop();
+                    }
+                }
+            },
+        )));
     }
 }
 
@@ -162,6 +168,28 @@ impl Handler<RequestSnapshot> for FeedHandler {
     fn handle(&mut self, msg: RequestSnapshot, _ctx: &mut Context<Self>) {
         // A full queue means many resyncs are already pending; the session will send them.
         let _ = self.control.try_send(Control::Command(msg.0));
+    }
+}
+
+/// End the session for good and let go of the book actors (see [`crate::Engine::shutdown`]).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DetachFeed;
+
+impl Handler<DetachFeed> for FeedHandler {
+    type Result = ();
+
+    fn handle(&mut self, _msg: DetachFeed, ctx: &mut Context<Self>) {
+        self.detached = true;
+        // Dropping the session future drops the adapter and its FeedIo (and their book
+        // addresses) with it.
+        if let Some(h) = self.session.take() {
+            ctx.cancel_future(h);
+        }
+        self.adapter = None;
+        self.io = None;
+        self.books = Arc::from(Vec::new());
+        self.symbols_of_feed.clear();
     }
 }
 

@@ -6,5 +6,5 @@ pub mod book;
 pub mod engine;
 pub mod feed;
 
-pub use engine::{Engine, EngineConfig, EngineError, FeedInfo};
+pub use engine::{Engine, EngineConfig, EngineError, EngineThreads, FeedInfo};
 pub use feed::Backoff;

@@ -67,6 +67,8 @@ pub struct Hub {
     workers: Box<[WorkerInbox]>,
     next_worker: AtomicUsize,
     sessions_by_encoding: [AtomicUsize; Encoding::COUNT],
+    /// Set for a replay's private hub: every message published through it carries it.
+    tag: Option<Arc<str>>,
     /// Counters.
     pub stats: HubStats,
 }
@@ -82,6 +84,16 @@ pub struct LastValues {
 impl Hub {
     /// A hub for `symbols` serving up to `workers` server workers.
     pub fn new(symbols: Arc<SymbolTable>, workers: usize, queue_capacity: usize) -> Arc<Hub> {
+        Hub::new_tagged(symbols, workers, queue_capacity, None)
+    }
+
+    /// A hub whose messages all carry `"replay":"<tag>"` (a client's private replay).
+    pub fn new_tagged(
+        symbols: Arc<SymbolTable>,
+        workers: usize,
+        queue_capacity: usize,
+        tag: Option<Arc<str>>,
+    ) -> Arc<Hub> {
         assert!(
             (1..=MAX_WORKERS).contains(&workers),
             "1..=64 workers supported"
@@ -101,6 +113,7 @@ impl Hub {
             workers,
             next_worker: AtomicUsize::new(0),
             sessions_by_encoding: Default::default(),
+            tag,
             stats: HubStats::default(),
         })
     }
@@ -108,6 +121,26 @@ impl Hub {
     /// The instruments served.
     pub fn symbols(&self) -> &Arc<SymbolTable> {
         &self.symbols
+    }
+
+    /// The replay tag of a private hub (see [`Hub::new_tagged`]).
+    pub fn tag(&self) -> Option<&str> {
+        self.tag.as_deref()
+    }
+
+    /// Ticks waiting in `worker`'s queue.
+    pub fn queued(&self, worker: usize) -> usize {
+        self.workers.get(worker).map_or(0, |w| w.queue.len())
+    }
+
+    /// The fullest worker queue's length: what a full-speed replay watches so it never
+    /// makes a queue overflow.
+    pub fn max_queued(&self) -> usize {
+        self.workers
+            .iter()
+            .map(|w| w.queue.len())
+            .max()
+            .unwrap_or(0)
     }
 
     /// Counts a session using `enc`; while any does, book actors publish ticks in that

@@ -26,7 +26,7 @@ use super::outbox::{Offer, Outbox, SlotId};
 use super::streams::{self, SharedStreams, StreamConfig, StreamRoute, StreamSpec, StreamStats};
 use crate::domain::SymbolId;
 use crate::tick::{Channel, ChannelSet, Encoding, FeedState, Tick, TickBody};
-use crate::wire::{compress_frame, encode_tick};
+use crate::wire::{compress_frame, encode_tick_tagged};
 
 /// A session's outbox as shared between its session, its transport and the router.
 pub type SharedOutbox = Rc<RefCell<Outbox>>;
@@ -100,7 +100,13 @@ struct BookFrames {
 
 impl BookFrames {
     /// The frame in `enc`, made once: a compressed variant from the cached plain one.
-    fn get(&mut self, enc: Encoding, tick: &Tick, instrument: &crate::domain::Instrument) -> Bytes {
+    fn get(
+        &mut self,
+        enc: Encoding,
+        tick: &Tick,
+        instrument: &crate::domain::Instrument,
+        tag: Option<&str>,
+    ) -> Bytes {
         if let Some(f) = &self.frames[enc.index()] {
             return f.clone();
         }
@@ -109,10 +115,11 @@ impl BookFrames {
                 deflate: false,
                 ..enc
             };
-            compress_frame(&self.get(plain, tick, instrument))
+            compress_frame(&self.get(plain, tick, instrument, tag))
         } else {
-            encode_tick(
+            encode_tick_tagged(
                 instrument,
+                tag,
                 &tick.header,
                 &tick.body,
                 enc,
@@ -126,10 +133,15 @@ impl BookFrames {
 
 /// The frame of a quote, trade or status tick in `enc`; encoded here only when the tick was
 /// published before any session used `enc` (rare).
-fn tick_frame(tick: &Tick, enc: Encoding, instrument: &crate::domain::Instrument) -> Bytes {
+fn tick_frame(
+    tick: &Tick,
+    enc: Encoding,
+    instrument: &crate::domain::Instrument,
+    tag: Option<&str>,
+) -> Bytes {
     match tick.frame(enc) {
         Some(f) => f.clone(),
-        None => encode_tick(instrument, &tick.header, &tick.body, enc, MAX_DEPTH),
+        None => encode_tick_tagged(instrument, tag, &tick.header, &tick.body, enc, MAX_DEPTH),
     }
 }
 
@@ -273,7 +285,8 @@ impl Router {
         }
         let instrument = self.hub.symbols().get(symbol);
         let encoding = sub.encoding;
-        let snapshot_frame = |t: &Tick| tick_frame(t, encoding, instrument);
+        let tag = self.hub.tag();
+        let snapshot_frame = |t: &Tick| tick_frame(t, encoding, instrument, tag);
         if added.contains(Channel::Quote) {
             if let (Some(t), Some(id)) = (&last.quote, sub.quote_slot) {
                 ob.offer(id, t.header.chan_seq.0, &snapshot_frame(t), None);
@@ -283,8 +296,14 @@ impl Router {
         {
             if let (Some(t), Some(id)) = (&last.book, sub.book_slot) {
                 if t.body.is_book() {
-                    let frame =
-                        encode_tick(instrument, &t.header, &t.body, encoding, depth as usize);
+                    let frame = encode_tick_tagged(
+                        instrument,
+                        tag,
+                        &t.header,
+                        &t.body,
+                        encoding,
+                        depth as usize,
+                    );
                     // A depth change re-sends the same chan_seq; let it through.
                     ob.free_slot(id);
                     let id = ob.alloc_slot(spec.throttle);
@@ -349,13 +368,14 @@ impl Router {
         let symbol_seq = tick.header.seq.0;
         let instrument = self.hub.symbols().get(symbol);
         self.streams.begin_tick();
+        let tag = self.hub.tag();
         match &tick.body {
             TickBody::Quote(_) => {
                 for s in subs {
                     if let Some(g) = s.route.group() {
                         if s.wants(Channel::Quote, symbol_seq) {
                             let frame = self.streams.frame(g, || {
-                                tick_frame(tick, streams::plain(s.encoding), instrument)
+                                tick_frame(tick, streams::plain(s.encoding), instrument, tag)
                             });
                             self.stats.offered += 1;
                             let r = push_member(&mut self.streams, s, g, frame);
@@ -373,7 +393,7 @@ impl Router {
                     let r = match tick.frame(s.encoding) {
                         Some(f) => s.outbox.borrow_mut().offer(id, seq, f, now),
                         None => {
-                            let f = tick_frame(tick, s.encoding, instrument);
+                            let f = tick_frame(tick, s.encoding, instrument, tag);
                             s.outbox.borrow_mut().offer(id, seq, &f, now)
                         }
                     };
@@ -388,7 +408,7 @@ impl Router {
                     if let Some(g) = s.route.group() {
                         if wanted {
                             let frame = self.streams.frame(g, || {
-                                tick_frame(tick, streams::plain(s.encoding), instrument)
+                                tick_frame(tick, streams::plain(s.encoding), instrument, tag)
                             });
                             self.stats.offered += 1;
                             let r = push_member(&mut self.streams, s, g, frame);
@@ -401,7 +421,7 @@ impl Router {
                         continue;
                     }
                     self.stats.offered += 1;
-                    let frame = tick_frame(tick, s.encoding, instrument);
+                    let frame = tick_frame(tick, s.encoding, instrument, tag);
                     let r = s.outbox.borrow_mut().push_event(frame);
                     self.stats.overflow_closes += (r == Offer::Overflow) as u64;
                 }
@@ -415,7 +435,7 @@ impl Router {
                             let at = book_frames_at(&mut self.book_cache, s.depth);
                             let cache = &mut self.book_cache[at];
                             let frame = self.streams.frame(g, || {
-                                cache.get(streams::plain(s.encoding), tick, instrument)
+                                cache.get(streams::plain(s.encoding), tick, instrument, tag)
                             });
                             self.stats.offered += 1;
                             let r = push_member(&mut self.streams, s, g, frame);
@@ -428,7 +448,7 @@ impl Router {
                         continue;
                     };
                     let at = book_frames_at(&mut self.book_cache, s.depth);
-                    let frame = self.book_cache[at].get(s.encoding, tick, instrument);
+                    let frame = self.book_cache[at].get(s.encoding, tick, instrument, tag);
                     self.stats.offered += 1;
                     let r = s.outbox.borrow_mut().offer(id, seq, &frame, now);
                     self.stats.overflow_closes += (r == Offer::Overflow) as u64;

@@ -358,6 +358,16 @@ impl StockBook {
         }
     }
 
+    /// Aggregated shares resting at `price` on `side` (0 when the level is gone).
+    #[inline]
+    pub fn shares_at(&self, side: ItchSide, price: u32) -> u64 {
+        let found = match side {
+            ItchSide::Buy => self.bids.find(price).ok().map(|i| self.bids.levels[i]),
+            ItchSide::Sell => self.asks.find(price).ok().map(|i| self.asks.levels[i]),
+        };
+        found.map_or(0, |l| l.shares)
+    }
+
     /// Levels of a side from the best outwards.
     pub fn levels(&self, side: ItchSide) -> impl Iterator<Item = &Level> + '_ {
         match side {
@@ -397,6 +407,9 @@ pub struct Print {
 pub struct Effect {
     pub book: Option<u16>,
     pub print: Option<Print>,
+    /// The price levels of `book` the message changed (side, price): one, or two for a
+    /// cancel-replace to another price. What an L2 consumer re-reads after the message.
+    pub levels: [Option<(ItchSide, u32)>; 2],
 }
 
 /// The whole day's L3 book. See the module documentation.
@@ -527,6 +540,7 @@ impl L3Book {
                 Ok(Effect {
                     book: Some(header.locate),
                     print: None,
+                    levels: [Some((side, price)), None],
                 })
             }
             Message::OrderExecuted {
@@ -553,6 +567,7 @@ impl L3Book {
                 Ok(Effect {
                     book: Some(o.locate),
                     print: None,
+                    levels: [Some((o.side, o.price)), None],
                 })
             }
             Message::OrderReplace {
@@ -579,6 +594,10 @@ impl L3Book {
                 Ok(Effect {
                     book: Some(o.locate),
                     print: None,
+                    levels: [
+                        Some((o.side, o.price)),
+                        (price != o.price).then_some((o.side, price)),
+                    ],
                 })
             }
             Message::Trade {
@@ -593,6 +612,7 @@ impl L3Book {
                     price,
                     shares: shares as u64,
                 }),
+                levels: [None, None],
             }),
             Message::CrossTrade {
                 header,
@@ -606,6 +626,7 @@ impl L3Book {
                     price,
                     shares,
                 }),
+                levels: [None, None],
             }),
             Message::StockDirectory { header, stock, .. } => {
                 self.stock_mut(header.locate).symbol = Some(*stock);
@@ -657,6 +678,7 @@ impl L3Book {
                 price,
                 shares: shares as u64,
             }),
+            levels: [Some((order.side, order.price)), None],
         })
     }
 }

@@ -6,16 +6,20 @@
 //!   giving L2 depth and top of book after every message.
 //! * [`generator`] produces valid days with their own ground truth, since no real ITCH file
 //!   is available here.
+//! * [`decoder`] turns ITCH packets into the engine's normalized L2 events (the adapter
+//!   that lets ITCH recordings be served and replayed).
 //!
 //! [`replay`] ties parser and book together and reports every bad message with its byte
 //! offset instead of stopping. ITCH prices are in 1/10,000 dollars, so the engine's price
 //! scale for ITCH instruments is [`PRICE_SCALE`] and sizes are whole shares.
 
 pub mod book;
+pub mod decoder;
 pub mod generator;
 pub mod parser;
 
 pub use book::{BookError, Effect, L3Book, Level, Print, Top};
+pub use decoder::ItchDecoder;
 pub use generator::{generate, GenConfig, GeneratedDay, Truth};
 pub use parser::{map_file, parse, Frames, ItchError, ItchSide, Message, Truncated};
 

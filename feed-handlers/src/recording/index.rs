@@ -42,8 +42,45 @@ pub struct BlockIndex {
     pub recovery: Recovery,
 }
 
+/// What a reader reads from: an open file, or bytes in memory (a recording embedded in the
+/// binary, such as the bundled market day).
+#[derive(Debug)]
+pub enum Backing {
+    /// An open file, read with positional reads.
+    File(File),
+    /// A whole recording in memory.
+    Memory(&'static [u8]),
+}
+
+impl Backing {
+    /// Length in bytes.
+    pub fn len(&self) -> std::io::Result<u64> {
+        match self {
+            Backing::File(f) => Ok(f.metadata()?.len()),
+            Backing::Memory(m) => Ok(m.len() as u64),
+        }
+    }
+
+    /// Whether there are no bytes at all.
+    pub fn is_empty(&self) -> std::io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
+}
+
 /// Positional read that does not move a shared file cursor, so readers can share one handle.
-pub(crate) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+pub(crate) fn read_at(backing: &Backing, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    let file = match backing {
+        Backing::File(f) => f,
+        Backing::Memory(m) => {
+            let start = usize::try_from(offset).unwrap_or(usize::MAX);
+            let src = start
+                .checked_add(buf.len())
+                .and_then(|end| m.get(start..end))
+                .ok_or(std::io::ErrorKind::UnexpectedEof)?;
+            buf.copy_from_slice(src);
+            return Ok(());
+        }
+    };
     #[cfg(unix)]
     {
         use std::os::unix::fs::FileExt;
@@ -67,7 +104,7 @@ pub(crate) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Resu
 /// Reads and validates the block at `offset`: header, then payload (CRC checked, still in its
 /// stored form). `file_len` bounds the read so truncation is reported, not hit as EOF.
 pub(crate) fn read_block(
-    file: &File,
+    file: &Backing,
     offset: u64,
     file_len: u64,
     stored: &mut Vec<u8>,
@@ -134,7 +171,7 @@ pub(crate) fn decode_payload(
 }
 
 /// Locates every block of the file whose data starts at `data_start`.
-pub fn load(file: &File, data_start: u64, file_len: u64) -> Result<BlockIndex, RecordingError> {
+pub fn load(file: &Backing, data_start: u64, file_len: u64) -> Result<BlockIndex, RecordingError> {
     let mut index_error = None;
     if file_len >= data_start + (BLOCK_HEADER_LEN + format::TRAILER_LEN) as u64 {
         let mut tb = [0u8; format::TRAILER_LEN];
@@ -152,7 +189,7 @@ pub fn load(file: &File, data_start: u64, file_len: u64) -> Result<BlockIndex, R
 }
 
 fn from_trailer(
-    file: &File,
+    file: &Backing,
     data_start: u64,
     file_len: u64,
     tb: &[u8; format::TRAILER_LEN],
@@ -190,7 +227,7 @@ fn from_trailer(
     })
 }
 
-fn walk(file: &File, data_start: u64, file_len: u64) -> Result<BlockIndex, RecordingError> {
+fn walk(file: &Backing, data_start: u64, file_len: u64) -> Result<BlockIndex, RecordingError> {
     let mut idx = BlockIndex::default();
     let mut stored = Vec::new();
     let mut raw = Vec::new();
@@ -263,7 +300,7 @@ pub(crate) fn stream_defs(raw: &[u8], offset: u64) -> Result<Vec<StreamInfo>, Re
 }
 
 /// Scans forward from `from` for the next offset holding a valid block header.
-fn resync(file: &File, from: u64, file_len: u64) -> Result<Option<u64>, RecordingError> {
+fn resync(file: &Backing, from: u64, file_len: u64) -> Result<Option<u64>, RecordingError> {
     const CHUNK: u64 = 1 << 20;
     let mut buf = Vec::new();
     let mut start = from;

@@ -23,13 +23,19 @@ pub struct MergedRecord<'a> {
 pub struct Merge {
     cursors: Vec<Cursor>,
     done: Vec<bool>,
+    /// A damaged block met by [`Merge::peek_ts`], reported by the next `next_ref`.
+    pending: Option<(usize, RecordingError)>,
 }
 
 impl Merge {
     /// Merges `cursors` (e.g. `readers.iter().map(|r| r.seek(from))`).
     pub fn new(cursors: Vec<Cursor>) -> Merge {
         let done = vec![false; cursors.len()];
-        Merge { cursors, done }
+        Merge {
+            cursors,
+            done,
+            pending: None,
+        }
     }
 
     /// The input cursors.
@@ -37,9 +43,37 @@ impl Merge {
         &self.cursors
     }
 
+    /// The timestamp of the record [`Merge::next_ref`] returns next, without consuming it
+    /// (`None` at the end). A damaged block shows as `Some` of the next readable record's
+    /// time once `next_ref` has reported it.
+    pub fn peek_ts(&mut self) -> Option<i64> {
+        if self.pending.is_some() {
+            return Some(i64::MIN);
+        }
+        let mut best: Option<i64> = None;
+        for (i, c) in self.cursors.iter_mut().enumerate() {
+            if self.done[i] {
+                continue;
+            }
+            match c.peek_ts() {
+                None => self.done[i] = true,
+                // Kept for `next_ref`, and ordered first so that it surfaces now.
+                Some(Err(e)) => {
+                    self.pending = Some((i, e));
+                    return Some(i64::MIN);
+                }
+                Some(Ok(ts)) => best = Some(best.map_or(ts, |b| b.min(ts))),
+            }
+        }
+        best
+    }
+
     /// The next record in timestamp order. An `Err` reports a damaged block of one input
     /// (tagged with that input's index); the merge continues on the next call.
     pub fn next_ref(&mut self) -> Option<Result<MergedRecord<'_>, (usize, RecordingError)>> {
+        if let Some(e) = self.pending.take() {
+            return Some(Err(e));
+        }
         let mut best: Option<(i64, usize)> = None;
         for (i, c) in self.cursors.iter_mut().enumerate() {
             if self.done[i] {

@@ -21,11 +21,11 @@ use std::sync::Arc;
 
 use super::format::{self, IndexEntry, RawRecord, FILE_HEADER_FIXED};
 pub use super::index::Recovery;
-use super::index::{self, read_at};
+use super::index::{self, read_at, Backing};
 use super::{Header, RecordKind, RecordingError, StreamId, StreamInfo};
 
 struct Inner {
-    file: File,
+    file: Backing,
     file_len: u64,
     header: Header,
     streams: Vec<StreamInfo>,
@@ -61,7 +61,17 @@ impl Reader {
 
     /// Like [`open`](Reader::open) on an already opened file.
     pub fn from_file(file: File) -> Result<Reader, RecordingError> {
-        let file_len = file.metadata()?.len();
+        Reader::from_backing(Backing::File(file))
+    }
+
+    /// A recording held in memory for the life of the program (e.g. embedded with
+    /// `include_bytes!`): no file, so it works whatever the current directory.
+    pub fn from_static(bytes: &'static [u8]) -> Result<Reader, RecordingError> {
+        Reader::from_backing(Backing::Memory(bytes))
+    }
+
+    fn from_backing(file: Backing) -> Result<Reader, RecordingError> {
+        let file_len = file.len()?;
         if file_len < FILE_HEADER_FIXED as u64 {
             let mut b = vec![0u8; file_len as usize];
             read_at(&file, &mut b, 0)?;
@@ -102,6 +112,11 @@ impl Reader {
                 blocks_read: AtomicU64::new(0),
             }),
         })
+    }
+
+    /// Size of the recording in bytes.
+    pub fn file_len(&self) -> u64 {
+        self.inner.file_len
     }
 
     /// The file header.

@@ -225,9 +225,11 @@ pub trait VenueDecoder {
     }
 }
 
-/// Builds the decoder for a venue name: `coinbase`, `binance`, `kraken` or `okx`.
-pub fn decoder_for(venue: &str) -> Option<Box<dyn VenueDecoder>> {
+/// Builds the decoder for an adapter name: `coinbase`, `binance`, `kraken`, `okx`, or `itch`
+/// (ITCH 5.0 packets; see [`crate::itch::ItchDecoder`]).
+pub fn decoder_for(venue: &str) -> Option<Box<dyn VenueDecoder + Send>> {
     Some(match venue {
+        "itch" => Box::new(crate::itch::ItchDecoder::new(0)),
         "coinbase" => Box::new(CoinbaseDecoder::new(SymbolRegistry::inferred("coinbase"))),
         "binance" => Box::new(BinanceDecoder::new(SymbolRegistry::inferred("binance"))),
         "kraken" => Box::new(KrakenDecoder::new(SymbolRegistry::inferred("kraken"))),
@@ -236,7 +238,7 @@ pub fn decoder_for(venue: &str) -> Option<Box<dyn VenueDecoder>> {
     })
 }
 
-/// The venue names [`decoder_for`] knows.
+/// The venue names [`decoder_for`] knows (it also knows `itch`).
 pub const VENUES: [&str; 4] = ["coinbase", "binance", "kraken", "okx"];
 
 /// Symbol name → [`SymbolId`] and scales, for one decoder.
@@ -300,6 +302,18 @@ impl SymbolRegistry {
         });
         self.by_name.insert(name.to_string(), id);
         Ok(id)
+    }
+
+    /// Registers an instrument whose scales the venue defines (ITCH: 4 price decimals, whole
+    /// shares), or returns the id it already has.
+    pub fn register(&mut self, instrument: Instrument) -> SymbolId {
+        if let Some(id) = self.by_name.get(&instrument.symbol) {
+            return *id;
+        }
+        let id = SymbolId(self.instruments.len() as u32);
+        self.by_name.insert(instrument.symbol.clone(), id);
+        self.instruments.push(instrument);
+        id
     }
 
     /// The instrument behind an id issued by this registry.

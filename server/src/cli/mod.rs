@@ -7,12 +7,14 @@
 //! | `exchange-sim` | [`exchange_sim`] |
 //! | `record` | [`record`] |
 //! | `inspect` | [`inspect`] |
+//! | `generate-day` | [`generate_day`] |
 //!
 //! Every subcommand logs through [`logging`]; configuration mistakes exit with status 2 and
 //! no backtrace (see `main.rs`).
 
 mod config;
 mod exchange_sim;
+mod generate_day;
 mod inspect;
 mod logging;
 mod record;
@@ -50,6 +52,9 @@ enum Command {
     /// Run recorded feed files through an adapter and books; print normalized events as JSON
     /// lines and a summary (messages, events, checksums, gaps, resyncs, errors).
     Inspect(inspect::InspectArgs),
+    /// Write a generated NASDAQ-style ITCH 5.0 trading day as a recording (how the bundled
+    /// day in replay-data/ is made; deterministic for a seed).
+    GenerateDay(generate_day::GenerateDayArgs),
 }
 
 /// Parses the command line and runs the chosen subcommand.
@@ -67,6 +72,10 @@ pub fn run() -> anyhow::Result<()> {
         Some(Command::Record(a)) => {
             logging::init(json);
             record::run(a)
+        }
+        Some(Command::GenerateDay(a)) => {
+            logging::init(json);
+            generate_day::run(a)
         }
         Some(Command::ExchangeSim(a)) => {
             logging::init(json);

@@ -129,15 +129,22 @@ pub(crate) fn run(args: RecordArgs) -> anyhow::Result<()> {
         tokio::pin!(deadline);
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let mut flush = tokio::time::interval(Duration::from_millis(200));
+        // Messages recorded so far, with their rate: a spinner on a terminal, log lines
+        // otherwise.
+        let progress = tickwire_feeds::progress::Progress::new("record", 0);
         loop {
             tokio::select! {
                 _ = &mut sessions => break,
                 _ = &mut deadline => break,
                 _ = tokio::signal::ctrl_c() => break,
                 _ = term.recv() => break,
-                _ = flush.tick() => recorder.poll()?,
+                _ = flush.tick() => {
+                    recorder.poll()?;
+                    progress.set(recorder.records());
+                }
             }
         }
+        progress.finish();
         anyhow::Ok(())
     })?;
     let summary = recorder.finish()?;

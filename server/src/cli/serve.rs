@@ -26,10 +26,35 @@ pub(crate) struct ServeArgs {
     /// Address and port to listen on [default: 127.0.0.1:8080]. Key: listen.
     #[arg(long)]
     listen: Option<SocketAddr>,
-    /// Upstream feed: the synthetic market or a venue's live feed [default: synthetic].
-    /// Key: feed.kind.
-    #[arg(long, value_parser = ["synthetic", "coinbase", "binance", "kraken", "okx"])]
+    /// Upstream feed: a replay of recordings (by default the bundled market day), the
+    /// synthetic market, or a venue's live feed [default: replay]. Key: feed.kind.
+    #[arg(long, value_parser = ["replay", "synthetic", "coinbase", "binance", "kraken", "okx"])]
     feed: Option<String>,
+    /// Serve these recordings as the feed (several merge in time order); implies
+    /// --feed replay. Without it, the replay feed is the bundled day. Key: replay.files.
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    replay: Option<Vec<PathBuf>>,
+    /// Replay speed: 1 (as recorded), 10, 0.5, ... or max [default: 1]. Key: replay.speed.
+    #[arg(long)]
+    speed: Option<String>,
+    /// Replay from this time (RFC 3339 or ns since the epoch). Key: replay.from.
+    #[arg(long)]
+    from: Option<String>,
+    /// Replay up to this time (RFC 3339 or ns since the epoch). Key: replay.to.
+    #[arg(long)]
+    to: Option<String>,
+    /// Start the replay again when it ends. --replay FILE plays once unless this is given;
+    /// the bundled day loops by default. Key: replay.loop.
+    #[arg(long = "loop")]
+    looping: bool,
+    /// Directory of the datasets clients may replay [default: replay-data]. Key:
+    /// replay.datasets_dir.
+    #[arg(long)]
+    datasets_dir: Option<String>,
+    /// Record the raw upstream of the served feed (a venue or a replay) into this
+    /// recording while serving; a graceful shutdown finishes the file.
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
     /// Venue feeds: WebSocket URL of the venue (or of `tickwire exchange-sim`). Key:
     /// feed.url.
     #[arg(long)]
@@ -127,6 +152,18 @@ impl ServeArgs {
             c.listen = l.to_string();
         }
         set(&mut c.feed.kind, &self.feed);
+        if let Some(files) = &self.replay {
+            c.feed.kind = "replay".into();
+            c.replay.files = files.iter().map(|f| f.display().to_string()).collect();
+            // A file given on the command line plays once unless --loop says otherwise.
+            c.replay.looping = self.looping;
+        } else if self.looping {
+            c.replay.looping = true;
+        }
+        set(&mut c.replay.speed, &self.speed);
+        set(&mut c.replay.from, &self.from);
+        set(&mut c.replay.to, &self.to);
+        set(&mut c.replay.datasets_dir, &self.datasets_dir);
         set(&mut c.feed.symbols, &self.symbols);
         set(&mut c.feed.rate, &self.rate);
         set(&mut c.feed.seed, &self.seed);
@@ -162,16 +199,45 @@ impl ServeArgs {
         let loaded = FileConfig::load(self.config.as_deref(), std::env::vars())?;
         let mut c = loaded.config;
         self.apply(&mut c);
+        let synthetic_flags = self.symbols.is_some() || self.rate.is_some() || self.seed.is_some();
+        if synthetic_flags && c.feed.kind != "synthetic" {
+            return Err(tickwire_server::config::ConfigError::Invalid {
+                origin: "command line".into(),
+                key: "feed.kind".into(),
+                message: format!(
+                    "--symbols, --rate and --seed set up the synthetic market, but the feed is {:?}; add --feed synthetic",
+                    c.feed.kind
+                ),
+            }
+            .into());
+        }
+        let replay_flags = self.speed.is_some() || self.from.is_some() || self.to.is_some();
+        if replay_flags && c.feed.kind != "replay" {
+            return Err(tickwire_server::config::ConfigError::Invalid {
+                origin: "command line".into(),
+                key: "feed.kind".into(),
+                message: format!(
+                    "--speed, --from and --to apply to a replay, but the feed is {:?}",
+                    c.feed.kind
+                ),
+            }
+            .into());
+        }
         c.validate("command line")?;
         Ok((c.to_server_config(), loaded.notes))
     }
 }
 
-/// The adapter for the configured feed.
+/// The adapter for the configured feed; `tap` (from `--record`) sees its raw upstream.
 pub(crate) fn build_adapter(
     feed: &FeedChoice,
+    tap: Option<std::sync::Arc<dyn tickwire_feeds::live::RawTap>>,
 ) -> anyhow::Result<Box<dyn tickwire_engine::FeedAdapter>> {
     match feed {
+        FeedChoice::Replay(r) => tickwire_server::replay::feed::build_with(r, tap),
+        FeedChoice::Synthetic { .. } if tap.is_some() => anyhow::bail!(
+            "--record needs a venue or replay feed: the synthetic market has no raw upstream to record"
+        ),
         FeedChoice::Synthetic {
             symbols,
             rate,
@@ -213,6 +279,7 @@ pub(crate) fn build_adapter(
                 .collect();
             let mut cfg = LiveConfig::new(v, ws_url, instruments);
             cfg.rest_url = rest_url.clone();
+            cfg.tap = tap;
             tracing::info!(venue, url = %ws_url, "starting live feed");
             Ok(Box::new(LiveAdapter::new(cfg)))
         }
@@ -230,9 +297,22 @@ pub(crate) fn run(args: ServeArgs, log_json: bool) -> anyhow::Result<()> {
     for n in notes {
         tracing::warn!("{n}");
     }
+    let recorder = match &args.record {
+        Some(path) => Some(std::sync::Arc::new(
+            tickwire_server::replay::record::create(path, &config.feed)
+                .with_context(|| format!("creating recording {}", path.display()))?,
+        )),
+        None => None,
+    };
+    let tap = recorder
+        .clone()
+        .map(|r| r as std::sync::Arc<dyn tickwire_feeds::live::RawTap>);
     let system = actix_rt::System::new();
-    system.block_on(async move {
-        let adapter = build_adapter(&config.feed)?;
+    let served = system.block_on(async move {
+        if let Some(r) = &recorder {
+            tickwire_server::replay::record::spawn_flusher(r.clone());
+        }
+        let adapter = build_adapter(&config.feed, tap)?;
         let engine = Engine::start(
             vec![adapter],
             EngineConfig {
@@ -247,6 +327,15 @@ pub(crate) fn run(args: ServeArgs, log_json: bool) -> anyhow::Result<()> {
             },
         )
         .context("starting the engine")?;
+        tickwire_server::replay::feed::attach_hub(engine.hub().clone());
         app::serve(config, engine, reloader).await
-    })
+    });
+    if let Some(path) = &args.record {
+        // Finished after the server has stopped, so the file holds every message received
+        // until then, with its index and trailer.
+        let r = tickwire_server::replay::record::finish(path);
+        served.and(r)
+    } else {
+        served
+    }
 }

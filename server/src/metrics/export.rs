@@ -85,6 +85,8 @@ pub struct Snapshot {
     /// Shared compression windows: (windows, members, demotions, frames).
     pub shared_streams: (i64, i64, u64, u64),
     pub tls_failures: Vec<(&'static str, u64)>,
+    pub replays_started: u64,
+    pub replays_refused: u64,
     pub latency: (f64, u64, Vec<(f64, u64)>),
     pub draining: bool,
     pub process: Option<ProcessSnapshot>,
@@ -134,6 +136,8 @@ impl Snapshot {
                 .iter()
                 .map(|f| (f.as_str(), m.tls_failures[*f as usize].get()))
                 .collect(),
+            replays_started: m.replays_started.get(),
+            replays_refused: m.replays_refused.get(),
             latency: m.latency.read(),
             draining: m.draining.load(Ordering::Relaxed),
             process: ProcessSnapshot::read(),
@@ -348,7 +352,7 @@ impl Collector for Snapshot {
         gauge(
             e,
             "tickwire_replay_sessions",
-            "Replay sessions running (replay does not exist yet).",
+            "Replays running (per-client WebSocket replays and GET /replay streams).",
             self.replay_sessions,
         )?;
         let (windows, members, demotions, frames) = self.shared_streams;
@@ -375,6 +379,18 @@ impl Collector for Snapshot {
             "tickwire_shared_deflate_frames",
             "Messages compressed in a shared window (once per window, whatever its number of clients).",
             frames,
+        )?;
+        counter(
+            e,
+            "tickwire_replays_started",
+            "Replays started (WebSocket and HTTP).",
+            self.replays_started,
+        )?;
+        counter(
+            e,
+            "tickwire_replays_refused",
+            "Replays refused by the per-user or total limit.",
+            self.replays_refused,
         )?;
         gauge(
             e,

@@ -210,7 +210,7 @@ pub struct Metrics {
     pub draining: AtomicBool,
     /// Checksum failures of venue books (no adapter checks checksums yet: always 0).
     pub checksum_failures: Counter,
-    /// Replay sessions running (replay does not exist yet: always 0).
+    /// Replays running (per-client WebSocket replays and `GET /replay` streams).
     pub replay_sessions: Gauge,
     /// Compression windows shared by clients of identical streams, now.
     pub shared_streams: Gauge,
@@ -222,6 +222,10 @@ pub struct Metrics {
     pub shared_stream_frames: Counter,
     /// Failed TLS connections, indexed by `TlsFailure as usize`.
     pub tls_failures: [Counter; 3],
+    /// Replays started since the process started.
+    pub replays_started: Counter,
+    /// Replays refused by the per-user or total limit.
+    pub replays_refused: Counter,
 }
 
 impl Default for Metrics {
@@ -256,6 +260,8 @@ impl Metrics {
             shared_stream_demotions: Counter::default(),
             shared_stream_frames: Counter::default(),
             tls_failures: Default::default(),
+            replays_started: Counter::default(),
+            replays_refused: Counter::default(),
         }
     }
 

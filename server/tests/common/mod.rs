@@ -319,3 +319,61 @@ impl Raw {
         }
     }
 }
+
+/// A recorded real feed from `../shared/real-feeds/` (relative to the repo root).
+pub fn real_feed(name: &str) -> std::path::PathBuf {
+    let p = std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/real-feeds"
+    ))
+    .join(name);
+    assert!(p.is_file(), "recorded feed {} is missing", p.display());
+    p
+}
+
+/// A fresh temporary directory for one test.
+pub fn temp_dir(test: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("tickwire-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Converts a real feed (line format) into a Tickwire recording for `adapter`.
+pub fn recording_of(
+    real: &str,
+    adapter: &str,
+    symbols: &[&str],
+    out: &std::path::Path,
+) -> std::path::PathBuf {
+    use tickwire_feeds::recording::{convert, Header, WriterOptions};
+    let input = std::io::BufReader::new(std::fs::File::open(real_feed(real)).unwrap());
+    let header = Header {
+        adapter: adapter.into(),
+        venue: adapter.into(),
+        symbols: symbols.iter().map(|s| s.to_string()).collect(),
+        start_ns: 0,
+        metadata: vec![("source".into(), real.into())],
+    };
+    convert::raw_to_recording(input, out, header, WriterOptions::default()).unwrap();
+    out.to_path_buf()
+}
+
+impl Server {
+    /// Like [`Server::start`], with environment variables.
+    pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Server {
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let child = Command::new(env!("CARGO_BIN_EXE_tickwire"))
+            .arg("serve")
+            .args(["--listen", &listen])
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start tickwire");
+        Server::adopt(port, child)
+    }
+}

@@ -29,7 +29,7 @@ def free_port() -> int:
 def start(*extra):
     port = free_port()
     proc = subprocess.Popen(
-        [str(BINARY), "serve", "--listen", f"127.0.0.1:{port}", "--symbols", "4", *extra],
+        [str(BINARY), "serve", "--listen", f"127.0.0.1:{port}", "--feed", "synthetic", "--symbols", "4", *extra],
         stdout=subprocess.DEVNULL,
     )
     deadline = time.time() + 20
