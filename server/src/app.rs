@@ -9,7 +9,8 @@
 //! | `GET /readyz` | 200 when every feed is live and every book synced; 503 with reasons |
 //! | `GET /metrics` | Prometheus text exposition (see `metrics.rs`) |
 //! | `GET /stats` | counters as JSON |
-//! | `POST /admin/reload` | re-read the configuration and apply what can change (see `reload.rs`); loopback clients only |
+//! | `POST /auth/ticket`, `GET /auth/status` | upgrade tickets (see `security/`) |
+//! | `POST /admin/reload` | re-read the configuration and apply what can change (see `reload.rs`); loopback clients, or the admin key |
 //! | `POST /admin/fault/feed/{name}`, `POST /admin/fault/book/{symbol}` | fault injection, only with `--enable-fault-injection` |
 //!
 //! [`serve`] also owns the process lifecycle: on SIGTERM or SIGINT it stops accepting,
@@ -35,6 +36,7 @@ use tickwire_engine::Engine;
 use crate::config::{ServerConfig, SessionLimits};
 use crate::metrics::{FeedSnapshot, Metrics, Snapshot};
 use crate::reload::Reloader;
+use crate::security::{Security, UpgradeRequest};
 use crate::session::Session;
 use crate::transport::{SessionShared, WsBody};
 use crate::worker::Worker;
@@ -47,6 +49,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub fault_injection: bool,
     pub reloader: Arc<Reloader>,
+    pub security: Arc<Security>,
 }
 
 /// The raw socket of a connection, captured at accept time.
@@ -61,11 +64,19 @@ async fn ws_upgrade(
     let limits = &state.limits;
     let (mut response, negotiated) = ws::negotiate(&req, limits.permessage_deflate)
         .map_err(|e| actix_web::error::ErrorBadRequest(e.to_string()))?;
+    let target = req.uri().path_and_query().map_or("", |p| p.as_str());
+    let admission = match state.security.admit(&UpgradeRequest {
+        target,
+        headers: req.headers(),
+        peer: req.peer_addr(),
+    }) {
+        Ok(a) => a,
+        Err(refusal) => return Ok(refusal.to_response()),
+    };
     let worker = Worker::current(state.engine.hub(), &state.limits, &state.metrics);
     let id = worker.next_session_id();
     let peer = req.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-    // No authentication yet: `user` is a field so that log queries need not change later.
-    let span = tracing::info_span!("session", session = id, peer = %peer, user = "anonymous");
+    let span = tracing::info_span!("session", session = id, peer = %peer, user = %admission.user());
     let shared = Rc::new(SessionShared::new(
         id,
         Rc::new(RefCell::new(Outbox::new(OutboxLimits {
@@ -85,7 +96,7 @@ async fn ws_upgrade(
     let hub = state.engine.hub().clone();
     Session::create(move |ctx| {
         ctx.add_stream(inbound);
-        Session::new(session_shared, worker, symbols, hub, negotiated)
+        Session::new(session_shared, worker, symbols, hub, negotiated, admission)
     });
     let batch_window = negotiated.batch.then_some(limits.batch_window);
     let response = response.message_body(WsBody::new(shared, batch_window))?;
@@ -204,8 +215,11 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 async fn admin_reload(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    if !req.peer_addr().is_some_and(|a| a.ip().is_loopback()) {
-        return HttpResponse::Forbidden().body("reload is only accepted from loopback\n");
+    if let Err(refused) = state
+        .security
+        .authorize_admin(req.headers(), req.peer_addr())
+    {
+        return crate::security::http::admin_refusal(refused);
     }
     let reloader = state.reloader.clone();
     match web::block(move || reloader.reload()).await {
@@ -215,9 +229,19 @@ async fn admin_reload(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
     }
 }
 
-async fn fault_feed(state: web::Data<AppState>, name: web::Path<String>) -> HttpResponse {
+async fn fault_feed(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+) -> HttpResponse {
     if !state.fault_injection {
         return HttpResponse::NotFound().finish();
+    }
+    if let Err(refused) = state
+        .security
+        .authorize_admin(req.headers(), req.peer_addr())
+    {
+        return crate::security::http::admin_refusal(refused);
     }
     match state
         .engine
@@ -228,9 +252,19 @@ async fn fault_feed(state: web::Data<AppState>, name: web::Path<String>) -> Http
     }
 }
 
-async fn fault_book(state: web::Data<AppState>, symbol: web::Path<String>) -> HttpResponse {
+async fn fault_book(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    symbol: web::Path<String>,
+) -> HttpResponse {
     if !state.fault_injection {
         return HttpResponse::NotFound().finish();
+    }
+    if let Err(refused) = state
+        .security
+        .authorize_admin(req.headers(), req.peer_addr())
+    {
+        return crate::security::http::admin_refusal(refused);
     }
     match state.engine.symbols().lookup(&symbol) {
         Some(id) => {
@@ -252,6 +286,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin/reload", web::post().to(admin_reload))
         .route("/admin/fault/feed/{name}", web::post().to(fault_feed))
         .route("/admin/fault/book/{symbol}", web::post().to(fault_book))
+        .configure(crate::security::http::routes)
         .configure(crate::web::routes);
 }
 
@@ -264,31 +299,47 @@ pub async fn serve(
     reloader: Arc<Reloader>,
 ) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new(config.latency_sample_every));
+    let security = Security::new(config.security.clone(), metrics.clone());
+    security.log_startup(config.listen);
+    let hooked = security.clone();
+    reloader.register(
+        "security",
+        Box::new(move |c| hooked.reload(c.security.clone())),
+    );
     let state = web::Data::new(AppState {
         engine,
         limits: Arc::new(config.session.clone()),
         metrics: metrics.clone(),
         fault_injection: config.fault_injection,
         reloader: reloader.clone(),
+        security: security.clone(),
     });
+    let security = web::Data::new(security);
     actix_rt::spawn(reloader.listen_for_sighup());
     let send_buffer = config.session.socket_send_buffer;
-    let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes))
-        .workers(config.workers)
-        .backlog(4096)
-        // We handle the signals ourselves: actix's own graceful stop would wait for
-        // WebSocket connections that never end by themselves.
-        .disable_signals()
-        .shutdown_timeout(config.drain_timeout.as_secs().max(1))
-        .on_connect(move |conn, ext| {
-            if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
-                // Ticks are small and latency-bound: never wait to coalesce segments.
-                let _ = tcp.set_nodelay(true);
-                let _ = socket2::SockRef::from(tcp).set_send_buffer_size(send_buffer);
-                ext.insert(ConnFd(tcp.as_raw_fd()));
-            }
-        })
-        .bind(config.listen)?;
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(security.clone())
+            .configure(routes)
+    })
+    .workers(config.workers)
+    // Bounds the time to send the request head (slowloris); see docs/security.md.
+    .client_request_timeout(config.security.handshake_timeout)
+    .backlog(4096)
+    // We handle the signals ourselves: actix's own graceful stop would wait for
+    // WebSocket connections that never end by themselves.
+    .disable_signals()
+    .shutdown_timeout(config.drain_timeout.as_secs().max(1))
+    .on_connect(move |conn, ext| {
+        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            // Ticks are small and latency-bound: never wait to coalesce segments.
+            let _ = tcp.set_nodelay(true);
+            let _ = socket2::SockRef::from(tcp).set_send_buffer_size(send_buffer);
+            ext.insert(ConnFd(tcp.as_raw_fd()));
+        }
+    })
+    .bind(config.listen)?;
     for addr in server.addrs() {
         tracing::info!(%addr, "listening; WebSocket at ws://{addr}/ws");
     }

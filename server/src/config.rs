@@ -11,6 +11,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::protocol::RequestLimits;
+use crate::security::settings::{AuthSection, LimitsSection, OriginSection};
+use crate::security::SecurityConfig;
 
 /// Which upstream feeds the engine runs.
 #[derive(Debug, Clone)]
@@ -112,6 +114,8 @@ pub struct ServerConfig {
     pub latency_sample_every: u32,
     /// Log as JSON lines.
     pub log_json: bool,
+    /// Authentication, entitlements, origins and abuse limits (`security/`).
+    pub security: SecurityConfig,
 }
 
 impl Default for ServerConfig {
@@ -131,6 +135,7 @@ impl Default for ServerConfig {
             drain_timeout: Duration::from_secs(10),
             latency_sample_every: 64,
             log_json: false,
+            security: SecurityConfig::default(),
         }
     }
 }
@@ -189,6 +194,10 @@ pub struct FileConfig {
     pub shutdown: ShutdownSection,
     pub metrics: MetricsSection,
     pub log: LogSection,
+    pub origin: OriginSection,
+    pub limits: LimitsSection,
+    /// Last: it holds the `[[auth.users]]` array of tables.
+    pub auth: AuthSection,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -304,6 +313,9 @@ impl Default for FileConfig {
                 latency_sample_every: c.latency_sample_every,
             },
             log: LogSection { json: c.log_json },
+            origin: OriginSection::default(),
+            limits: LimitsSection::default(),
+            auth: AuthSection::default(),
         }
     }
 }
@@ -569,6 +581,8 @@ impl FileConfig {
                 format!("{} is more than 10000", s.sweep_interval_ms),
             ));
         }
+        crate::security::settings::validate(&self.auth, &self.origin, &self.limits)
+            .map_err(|(key, message)| bad(&key, message))?;
         Ok(())
     }
 
@@ -619,6 +633,8 @@ impl FileConfig {
             drain_timeout: d(self.shutdown.drain_ms),
             latency_sample_every: self.metrics.latency_sample_every,
             log_json: self.log.json,
+            security: SecurityConfig::from_sections(&self.auth, &self.origin, &self.limits)
+                .expect("validated"),
         }
     }
 }

@@ -85,6 +85,35 @@ const INVALID: &[(&str, &str, &str)] = &[
     ),
     ("log not a bool", "[log]\njson = \"yes\"\n", "log.json"),
     ("table where a value goes", "[listen]\nx = 1\n", "listen"),
+    ("auth without users", "[auth]\nenabled = true\n", "auth.users"),
+    ("unknown auth key", "[auth]\nenable = true\n", "auth.enable"),
+    (
+        "key not a digest",
+        "[auth]\nenabled = true\n[[auth.users]]\nname = \"a\"\nkey_sha256 = \"secret\"\n",
+        "auth.users[0].key_sha256",
+    ),
+    (
+        "user without a name",
+        "[auth]\nenabled = true\n[[auth.users]]\nkey_sha256 = \"secret\"\n",
+        "auth.users[0].name",
+    ),
+    (
+        "unknown entitled channel",
+        "[auth]\njwt_secret = \"0123456789abcdef0123456789abcdef\"\n[[auth.users]]\nname = \"a\"\nchannels = [\"candles\"]\n",
+        "auth.users[0].channels",
+    ),
+    (
+        "bad symbol pattern",
+        "[auth]\njwt_secret = \"0123456789abcdef0123456789abcdef\"\n[[auth.users]]\nname = \"a\"\nsymbols = [\"BTC USD\"]\n",
+        "auth.users[0].symbols",
+    ),
+    ("short token secret", "[auth]\njwt_secret = \"short\"\n", "auth.jwt_secret"),
+    ("bad admin digest", "[auth]\nadmin_key_sha256 = \"xyz\"\n", "auth.admin_key_sha256"),
+    ("zero ticket ttl", "[auth]\nticket_ttl_ms = 0\n", "auth.ticket_ttl_ms"),
+    ("origin without scheme", "[origin]\nallowed = [\"example.com\"]\n", "origin.allowed"),
+    ("zero message rate", "[limits]\nmessages_per_second = 0.0\n", "limits.messages_per_second"),
+    ("zero burst", "[limits]\nmessage_burst = 0\n", "limits.message_burst"),
+    ("zero handshake timeout", "[limits]\nhandshake_timeout_ms = 0\n", "limits.handshake_timeout_ms"),
 ];
 
 #[test]

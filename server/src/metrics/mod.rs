@@ -20,12 +20,15 @@
 //!
 //! * [`frames`]: what an outbound frame is (its channel, its `recv_ts`), read from its bytes.
 //! * [`export`]: the scrape-time snapshot and its Prometheus and JSON encodings.
+//! * [`security`]: refused upgrades, ticket requests, rate limiting, revocations.
 
 mod export;
 mod frames;
+mod security;
 
 pub use export::*;
 pub use frames::*;
+pub use security::*;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
@@ -75,10 +78,12 @@ pub enum DisconnectReason {
     ClientClose,
     /// Closed 1008: the client could not keep up.
     SlowConsumer,
-    /// Closed for exceeding a request rate limit (no rate limit exists yet: always 0).
+    /// Closed 1008 "rate limited": the client kept sending faster than its limit.
     RateLimit,
-    /// Closed for failing authentication (no authentication yet: always 0).
+    /// Closed 4003 "access revoked": a reload removed the session's user.
     Auth,
+    /// Closed 4001 "idle timeout": no subscription and no request for too long.
+    Idle,
     /// Protocol errors, oversized messages, connections that dropped without a close.
     Error,
     /// Closed 4000: the client stopped answering pings.
@@ -88,11 +93,12 @@ pub enum DisconnectReason {
 }
 
 impl DisconnectReason {
-    pub const ALL: [DisconnectReason; 7] = [
+    pub const ALL: [DisconnectReason; 8] = [
         DisconnectReason::ClientClose,
         DisconnectReason::SlowConsumer,
         DisconnectReason::RateLimit,
         DisconnectReason::Auth,
+        DisconnectReason::Idle,
         DisconnectReason::Error,
         DisconnectReason::Heartbeat,
         DisconnectReason::Shutdown,
@@ -104,6 +110,7 @@ impl DisconnectReason {
             DisconnectReason::SlowConsumer => "slow_consumer",
             DisconnectReason::RateLimit => "rate_limit",
             DisconnectReason::Auth => "auth",
+            DisconnectReason::Idle => "idle",
             DisconnectReason::Error => "error",
             DisconnectReason::Heartbeat => "heartbeat",
             DisconnectReason::Shutdown => "shutdown",
@@ -165,7 +172,7 @@ pub struct Metrics {
     pub protocol_closes: Counter,
     pub request_errors: Counter,
     /// Indexed by `DisconnectReason as usize`.
-    pub disconnects: [Counter; 7],
+    pub disconnects: [Counter; DisconnectReason::ALL.len()],
     /// Active (session, symbol, channel) subscriptions, indexed by `Channel as usize`.
     pub subscriptions: [Gauge; 3],
     /// Frames out, indexed by `OutClass as usize`.
@@ -184,6 +191,7 @@ pub struct Metrics {
     pub checksum_failures: Counter,
     /// Replay sessions running (replay does not exist yet: always 0).
     pub replay_sessions: Gauge,
+    pub security: SecurityCounters,
 }
 
 impl Default for Metrics {
@@ -213,6 +221,7 @@ impl Metrics {
             draining: AtomicBool::new(false),
             checksum_failures: Counter::default(),
             replay_sessions: Gauge::default(),
+            security: SecurityCounters::default(),
         }
     }
 
@@ -235,6 +244,17 @@ impl Metrics {
         for r in DisconnectReason::ALL {
             v[format!("disconnects_{}", r.as_str())] = self.disconnects[r as usize].get().into();
         }
+        for r in UpgradeRefusal::ALL {
+            v[format!("upgrades_refused_{}", r.as_str())] =
+                self.security.upgrades_refused[r as usize].get().into();
+        }
+        for o in TicketOutcome::ALL {
+            v[format!("ticket_requests_{}", o.as_str())] =
+                self.security.ticket_requests[o as usize].get().into();
+        }
+        v["rate_limited_messages"] = self.security.rate_limited_messages.get().into();
+        v["revoked_streams"] = self.security.revoked_streams.get().into();
+        v["admin_refused"] = self.security.admin_refused.get().into();
         v
     }
 }
