@@ -424,10 +424,35 @@ impl Server {
             req.push_str(h);
             req.push_str("\r\n");
         }
-        req.push_str("Content-Length: 0\r\nConnection: close\r\n\r\n");
+        if !headers
+            .iter()
+            .any(|h| h.to_ascii_lowercase().starts_with("connection:"))
+        {
+            req.push_str("Connection: close\r\n");
+        }
+        req.push_str("Content-Length: 0\r\n\r\n");
         s.write_all(req.as_bytes()).unwrap();
         let mut out = Vec::new();
-        let _ = s.read_to_end(&mut out);
+        let mut buf = [0u8; 4096];
+        // Until the server closes; a 101 keeps the connection, so stop after its head.
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+            if let Some(end) = out.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&out[..end]).to_ascii_lowercase();
+                let length = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok());
+                if head.starts_with("http/1.1 101")
+                    || length.is_some_and(|l| out.len() >= end + 4 + l)
+                {
+                    break;
+                }
+            }
+        }
         let out = String::from_utf8_lossy(&out).into_owned();
         let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
         let status = head
