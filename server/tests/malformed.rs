@@ -182,6 +182,9 @@ async fn oversized_frame_closes_1009_and_others_are_unaffected() {
     assert!(after.iter().filter(|m| m["type"] == "quote").count() > 10);
 }
 
+/// (method, path, extra headers, with WebSocket headers, status, `reason` or `error`)
+type HttpCase<'a> = (&'a str, String, Vec<&'a str>, bool, u16, &'a str);
+
 /// The security issue's table: malformed upgrades, tickets, credentials, origins and admin
 /// requests, each with its defined HTTP status and reason, and none leaving a session.
 #[test]
@@ -223,7 +226,7 @@ fn every_malformed_upgrade_or_credential_gets_its_answer() {
     let basic_admin = format!("Authorization: Basic {admin}");
     let q = |t: &str| format!("/ws?ticket={t}");
     // (method, path, extra headers, with WebSocket headers, status, `reason` or `error`)
-    let cases: Vec<(&str, String, Vec<&str>, bool, u16, &str)> = vec![
+    let cases: Vec<HttpCase> = vec![
         ("GET", "/ws".into(), vec![], true, 401, "ticket_missing"),
         ("GET", q(""), vec![], true, 401, "ticket_missing"),
         (
