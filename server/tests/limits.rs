@@ -1,7 +1,7 @@
 //! The abuse limits one by one (acceptance 5 of the security issue runs them together in
 //! `abuse.rs`): the message rate limit (rate_limited, then close 1008), connection caps per
 //! address and in total (503, slots given back), the handshake timeout against slowloris,
-//! and the idle timeout (4001).
+//! and the idle timeout (4002).
 
 mod common;
 
@@ -210,7 +210,7 @@ fn a_slowloris_handshake_is_cut_at_the_timeout() {
 }
 
 #[tokio::test]
-async fn idle_sessions_are_closed_4001() {
+async fn idle_sessions_are_closed_4002() {
     let s = Server::start_configured(
         "[feed]\nsymbols = 3\nrate = 100.0\n[limits]\nidle_timeout_ms = 600\n",
         &[],
@@ -223,7 +223,7 @@ async fn idle_sessions_are_closed_4001() {
     let t0 = Instant::now();
     match idle.wait_end(Duration::from_secs(5)).await {
         Ended::Closed(Some((code, reason))) => {
-            assert_eq!((code, reason.as_str()), (4001, "idle timeout"))
+            assert_eq!((code, reason.as_str()), (4002, "idle timeout"))
         }
         other => panic!("{other:?}"),
     }
@@ -242,7 +242,7 @@ async fn idle_sessions_are_closed_4001() {
     busy.send(json!({"op":"unsubscribe","id":3,"symbols":["SYM0001"],"channels":["quote"]}))
         .await;
     match busy.wait_end(Duration::from_secs(5)).await {
-        Ended::Closed(Some((code, _))) => assert_eq!(code, 4001),
+        Ended::Closed(Some((code, _))) => assert_eq!(code, 4002),
         other => panic!("{other:?}"),
     }
     tokio::time::sleep(Duration::from_millis(200)).await;

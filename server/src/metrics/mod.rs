@@ -82,7 +82,7 @@ pub enum DisconnectReason {
     RateLimit,
     /// Closed 4003 "access revoked": a reload removed the session's user.
     Auth,
-    /// Closed 4001 "idle timeout": no subscription and no request for too long.
+    /// Closed 4002 "idle timeout": no subscription and no request for too long.
     Idle,
     /// Protocol errors, oversized messages, connections that dropped without a close.
     Error,

@@ -54,9 +54,9 @@ pub const RATE_LIMITED: CloseReason = CloseReason {
     reason: "rate limited",
 };
 
-/// 4001: no subscription and no request for `limits.idle_timeout_ms`.
+/// 4002: no subscription and no request for `limits.idle_timeout_ms`.
 pub const IDLE_TIMEOUT: CloseReason = CloseReason {
-    code: 4001,
+    code: 4002,
     reason: "idle timeout",
 };
 

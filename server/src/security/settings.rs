@@ -104,7 +104,7 @@ pub struct LimitsSection {
     pub max_connections_per_ip: usize,
     /// Time a client has to send its complete HTTP request head.
     pub handshake_timeout_ms: u64,
-    /// A session with no subscription that sends no request for this long is closed 4001;
+    /// A session with no subscription that sends no request for this long is closed 4002;
     /// 0: never.
     pub idle_timeout_ms: u64,
 }
