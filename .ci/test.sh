@@ -19,6 +19,9 @@ echo "== tests"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 cargo test --workspace --release
 
+echo "== fuzzing: every cargo-fuzz target for 30 s (docs/security.md#parsers-and-fuzzing)"
+bash server/fuzz/run.sh 30
+
 echo "== JavaScript client library (node --test)"
 node --test server/web/test/
 

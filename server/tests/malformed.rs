@@ -404,3 +404,21 @@ fn every_malformed_upgrade_or_credential_gets_its_answer() {
     let r = server.http("GET", &with_good, &ws);
     assert_eq!(r.status, 101, "{r:?}");
 }
+
+/// Regression (found by the `ws_inbound` fuzz target): a continuation frame announcing a
+/// 64-bit length near `u64::MAX` after a buffered fragment overflowed the size check and
+/// panicked the decoder. It must close 1009 like any oversized message.
+#[test]
+fn a_huge_64_bit_length_after_a_fragment_closes_1009() {
+    use std::io::Write;
+    let server = Server::start(&["--symbols", "3"]);
+    let mut raw = common::Raw::connect(server.port, None);
+    raw.send_frame(0x01, b"{\"op\":"); // text, not final
+    let mut f = vec![0x80u8, 0x80 | 127];
+    f.extend_from_slice(&u64::MAX.to_be_bytes());
+    f.extend_from_slice(&[1, 2, 3, 4]);
+    raw.s.write_all(&f).unwrap();
+    assert_eq!(raw.close_code(), 1009);
+    // The server is fine.
+    assert_eq!(server.get("/healthz").trim(), "ok");
+}
