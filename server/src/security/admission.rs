@@ -151,12 +151,13 @@ impl Security {
         let result = self.decide(req);
         if let Err(r) = &result {
             self.metrics.security.refused(r.reason);
-            tracing::info!(
-                peer = ?req.peer,
-                status = r.reason.status(),
-                reason = r.reason.as_str(),
-                "upgrade refused"
-            );
+            // Cap refusals come in storms: counted always, logged only at debug so that an
+            // attacker cannot flood the logs.
+            if r.reason.status() >= 429 {
+                tracing::debug!(peer = ?req.peer, status = r.reason.status(), reason = r.reason.as_str(), "upgrade refused");
+            } else {
+                tracing::info!(peer = ?req.peer, status = r.reason.status(), reason = r.reason.as_str(), "upgrade refused");
+            }
         }
         result
     }
