@@ -30,3 +30,6 @@ python3 -m pytest -q server/tests/py
 echo "== trading UI in headless Chromium"
 cargo build --release -p tickwire-server
 bash server/tests/browser/run.sh
+
+echo "== fuzzing: every cargo-fuzz target for 30 s (docs/security.md#parsers-and-fuzzing)"
+bash server/fuzz/run.sh 30

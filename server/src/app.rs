@@ -9,7 +9,8 @@
 //! | `GET /readyz` | 200 when every feed is live and every book synced; 503 with reasons |
 //! | `GET /metrics` | Prometheus text exposition (see `metrics.rs`) |
 //! | `GET /stats` | counters as JSON |
-//! | `POST /admin/reload` | re-read the configuration and apply what can change (see `reload.rs`); loopback clients only |
+//! | `POST /auth/ticket`, `GET /auth/status` | upgrade tickets (see `security/`) |
+//! | `POST /admin/reload` | re-read the configuration and apply what can change (see `reload.rs`); loopback clients, or the admin key |
 //! | `POST /admin/fault/feed/{name}`, `POST /admin/fault/book/{symbol}` | fault injection, only with `--enable-fault-injection` |
 //!
 //! [`serve`] also owns the process lifecycle: on SIGTERM or SIGINT it stops accepting,
@@ -32,6 +33,7 @@ use crate::metrics::{FeedSnapshot, Metrics, Snapshot};
 use crate::net::listener;
 use crate::net::tls::{self, TlsAcceptor};
 use crate::reload::Reloader;
+use crate::security::Security;
 use crate::ws;
 
 /// Shared by every worker.
@@ -41,6 +43,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub fault_injection: bool,
     pub reloader: Arc<Reloader>,
+    pub security: Arc<Security>,
 }
 
 /// `GET /ws` without `Upgrade: websocket` (upgrades never reach the `App`; see
@@ -164,8 +167,11 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 async fn admin_reload(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    if !req.peer_addr().is_some_and(|a| a.ip().is_loopback()) {
-        return HttpResponse::Forbidden().body("reload is only accepted from loopback\n");
+    if let Err(refused) = state
+        .security
+        .authorize_admin(req.headers(), req.peer_addr())
+    {
+        return crate::security::http::admin_refusal(refused);
     }
     let reloader = state.reloader.clone();
     match web::block(move || reloader.reload()).await {
@@ -175,9 +181,19 @@ async fn admin_reload(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
     }
 }
 
-async fn fault_feed(state: web::Data<AppState>, name: web::Path<String>) -> HttpResponse {
+async fn fault_feed(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+) -> HttpResponse {
     if !state.fault_injection {
         return HttpResponse::NotFound().finish();
+    }
+    if let Err(refused) = state
+        .security
+        .authorize_admin(req.headers(), req.peer_addr())
+    {
+        return crate::security::http::admin_refusal(refused);
     }
     match state
         .engine
@@ -188,9 +204,19 @@ async fn fault_feed(state: web::Data<AppState>, name: web::Path<String>) -> Http
     }
 }
 
-async fn fault_book(state: web::Data<AppState>, symbol: web::Path<String>) -> HttpResponse {
+async fn fault_book(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    symbol: web::Path<String>,
+) -> HttpResponse {
     if !state.fault_injection {
         return HttpResponse::NotFound().finish();
+    }
+    if let Err(refused) = state
+        .security
+        .authorize_admin(req.headers(), req.peer_addr())
+    {
+        return crate::security::http::admin_refusal(refused);
     }
     match state.engine.symbols().lookup(&symbol) {
         Some(id) => {
@@ -213,6 +239,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin/fault/feed/{name}", web::post().to(fault_feed))
         .route("/admin/fault/book/{symbol}", web::post().to(fault_book))
         .configure(crate::replay::http::routes)
+        .configure(crate::security::http::routes)
         .configure(crate::web::routes);
 }
 
@@ -226,12 +253,20 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new(config.latency_sample_every));
     crate::replay::service::install(&config.replay, metrics.clone());
+    let security = Security::new(config.security.clone(), metrics.clone());
+    security.log_startup(config.listen);
+    let hooked = security.clone();
+    reloader.register(
+        "security",
+        Box::new(move |c| hooked.reload(c.security.clone())),
+    );
     let state = web::Data::new(AppState {
         engine,
         limits: Arc::new(config.session.clone()),
         metrics: metrics.clone(),
         fault_injection: config.fault_injection,
         reloader: reloader.clone(),
+        security: security.clone(),
     });
     let tls = match &config.tls {
         Some(files) => {

@@ -13,6 +13,8 @@ use std::time::Duration;
 use tickwire_engine::fanout::StreamConfig;
 
 use crate::protocol::RequestLimits;
+use crate::security::settings::{AuthSection, LimitsSection, OriginSection};
+use crate::security::SecurityConfig;
 
 /// Which upstream feeds the engine runs.
 #[derive(Debug, Clone)]
@@ -163,6 +165,8 @@ pub struct ServerConfig {
     pub tls: Option<crate::net::tls::TlsFiles>,
     /// Per-client and HTTP replays.
     pub replay: ReplaySettings,
+    /// Authentication, entitlements, origins and abuse limits (`security/`).
+    pub security: SecurityConfig,
 }
 
 impl Default for ServerConfig {
@@ -186,6 +190,7 @@ impl Default for ServerConfig {
             log_json: false,
             tls: None,
             replay: ReplaySettings::default(),
+            security: SecurityConfig::default(),
         }
     }
 }
@@ -246,6 +251,10 @@ pub struct FileConfig {
     pub log: LogSection,
     pub tls: TlsSection,
     pub replay: ReplaySection,
+    pub origin: OriginSection,
+    pub limits: LimitsSection,
+    /// Last: it holds the `[[auth.users]]` array of tables.
+    pub auth: AuthSection,
 }
 
 /// `[replay]`: what `feed.kind = "replay"` plays, and the replays clients ask for.
@@ -425,6 +434,9 @@ impl Default for FileConfig {
                 max_total: c.replay.max_total,
                 threads: c.replay.threads,
             },
+            origin: OriginSection::default(),
+            limits: LimitsSection::default(),
+            auth: AuthSection::default(),
         }
     }
 }
@@ -470,6 +482,46 @@ fn known_keys() -> Vec<String> {
     let mut out = Vec::new();
     walk("", &table, &mut out);
     out
+}
+
+/// `feed.symbols`, `feed.rate` and `feed.seed` describe the synthetic market; set to anything
+/// but their defaults while the feed is another one (the bundled replay day, by default),
+/// they would be silently ignored, so they are refused naming the key. (Files that list
+/// every default, like the annotated example or `config check`'s output, stay valid.)
+fn synthetic_keys_need_the_synthetic_feed(
+    table: &toml::Table,
+    origin: &str,
+) -> Result<(), ConfigError> {
+    let Some(toml::Value::Table(feed)) = table.get("feed") else {
+        return Ok(());
+    };
+    let kind = feed
+        .get("kind")
+        .and_then(|k| k.as_str())
+        .unwrap_or(FileConfig::default().feed.kind.as_str())
+        .to_string();
+    if kind == "synthetic" {
+        return Ok(());
+    }
+    let defaults = toml::Table::try_from(FileConfig::default().feed).expect("defaults serialize");
+    for key in ["symbols", "rate", "seed"] {
+        let differs = match (feed.get(key), defaults.get(key)) {
+            (Some(toml::Value::Integer(v)), Some(toml::Value::Float(d))) => *v as f64 != *d,
+            (Some(v), Some(d)) => v != d,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if differs {
+            return Err(ConfigError::Invalid {
+                origin: origin.to_string(),
+                key: format!("feed.{key}"),
+                message: format!(
+                    "sets up the synthetic market, but feed.kind is {kind:?}; add feed.kind = \"synthetic\""
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The result of loading: the settings, and notes worth logging (ignored variables).
@@ -551,6 +603,7 @@ impl FileConfig {
         } else {
             format!("{origin} (with TICKWIRE_* environment overrides)")
         };
+        synthetic_keys_need_the_synthetic_feed(&table, &origin)?;
         let config = Self::from_table(table, &origin)?;
         config.validate(&origin)?;
         Ok(Loaded { config, notes })
@@ -783,6 +836,8 @@ impl FileConfig {
                 format!("{} is more than 10000", s.sweep_interval_ms),
             ));
         }
+        crate::security::settings::validate(&self.auth, &self.origin, &self.limits)
+            .map_err(|(key, message)| bad(&key, message))?;
         Ok(())
     }
 
@@ -864,6 +919,8 @@ impl FileConfig {
                 max_total: self.replay.max_total,
                 threads: self.replay.threads,
             },
+            security: SecurityConfig::from_sections(&self.auth, &self.origin, &self.limits)
+                .expect("validated"),
         }
     }
 }

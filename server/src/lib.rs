@@ -18,6 +18,8 @@
 //! * [`config`]: every setting, the TOML file layout, environment overrides, validation.
 //! * [`metrics`]: counters, the latency histogram, and the Prometheus and JSON exports.
 //! * [`reload`]: applying a changed configuration on SIGHUP or `POST /admin/reload`.
+//! * [`security`]: tickets, users and entitlements, origin checks, connection and rate
+//!   limits.
 
 pub mod app;
 pub mod config;
@@ -26,6 +28,7 @@ pub mod net;
 pub mod protocol;
 pub mod reload;
 pub mod replay;
+pub mod security;
 pub mod session;
 pub mod transport;
 pub mod web;

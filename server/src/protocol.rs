@@ -89,6 +89,10 @@ pub enum ErrorCode {
     BadRange,
     /// A replay control names a replay this session does not have (or that ended).
     UnknownReplay,
+    /// The user may not see a requested symbol or channel.
+    NotEntitled,
+    /// The session sends faster than its rate limit; the message was dropped.
+    RateLimited,
 }
 
 /// Why a request was refused.
@@ -320,6 +324,31 @@ pub fn ack(
             id,
             symbols,
             channels: channels.iter().map(Channel::as_str).collect(),
+        },
+        msgpack,
+    )
+}
+
+/// `{"type":"unsubscribed","id":null,...,"reason":..}`: streams the server removed on its
+/// own (entitlements changed on reload), so the client's view of its subscriptions stays
+/// right even if it ignores `reason`.
+pub fn revoked(symbols: &[String], channels: ChannelSet, reason: &str, msgpack: bool) -> Bytes {
+    #[derive(Serialize)]
+    struct Revoked<'a> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        id: Option<RequestId>,
+        symbols: &'a [String],
+        channels: Vec<&'static str>,
+        reason: &'a str,
+    }
+    reply_frame(
+        &Revoked {
+            kind: "unsubscribed",
+            id: None,
+            symbols,
+            channels: channels.iter().map(Channel::as_str).collect(),
+            reason,
         },
         msgpack,
     )

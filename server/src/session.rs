@@ -9,6 +9,12 @@
 //!
 //! Every session event is logged inside the session's span (`session`, `peer`, `user`) and
 //! counted: connects, disconnects by reason, and active subscriptions by channel.
+//!
+//! The session's [`Admission`] (from `security/`) carries the user's entitlements, checked
+//! on every subscribe, the message rate limiter, checked on every frame, and the connection
+//! slots, released when the actor goes. A reload that changes the user's entitlements
+//! arrives as an [`AccessChanged`] message: streams no longer allowed are removed and
+//! announced to the client.
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -23,6 +29,8 @@ use tickwire_engine::wire::{frame, Opcode};
 
 use crate::metrics::DisconnectReason;
 use crate::protocol::{self, ErrorCode, Request, RequestError};
+use crate::security::rate::Verdict;
+use crate::security::{AccessChanged, Admission, ACCESS_REVOKED, IDLE_TIMEOUT, RATE_LIMITED};
 use crate::transport::SessionShared;
 use crate::worker::Worker;
 use crate::ws::{Inbound, InboundError, Negotiated};
@@ -54,6 +62,11 @@ pub struct Session {
     client_closed: bool,
     /// Private replays this session asked for.
     replays: crate::replay::session::SessionReplays,
+    /// Who the client is and what it may do (see `security/`).
+    admission: Admission,
+    /// When the client last sent a request, for the idle timeout.
+    last_request: Instant,
+    idle_timer: Option<SpawnHandle>,
 }
 
 impl Session {
@@ -63,8 +76,12 @@ impl Session {
         symbols: std::sync::Arc<SymbolTable>,
         hub: std::sync::Arc<Hub>,
         negotiated: Negotiated,
+        admission: Admission,
     ) -> Self {
         Session {
+            admission,
+            last_request: Instant::now(),
+            idle_timer: None,
             shared,
             worker,
             symbols,
@@ -77,10 +94,10 @@ impl Session {
         }
     }
 
-    /// Who this session belongs to: replay limits count per user. "anonymous" until
-    /// authentication sets it.
+    /// Who this session belongs to (replay limits count per user); "anonymous" when
+    /// authentication is off.
     fn user(&self) -> &str {
-        "anonymous"
+        self.admission.user()
     }
 
     /// Records that `symbol`'s channels went from what we had to `now` (gauges by channel);
@@ -155,6 +172,7 @@ impl Session {
     }
 
     fn handle_text(&mut self, text: &str) {
+        self.last_request = Instant::now();
         let limits = &self.worker.limits;
         let req = match protocol::parse_request(text, &limits.request) {
             Ok(r) => r,
@@ -178,15 +196,14 @@ impl Session {
                     Err(e) => return self.reply_error(&e),
                 };
                 let new = ids.iter().filter(|s| !self.subscribed.contains(s)).count();
-                if self.subscribed.len() + new > limits.max_symbols_per_session {
-                    return self.reply_error(&RequestError::new(
-                        id,
-                        ErrorCode::LimitExceeded,
-                        format!(
-                            "at most {} symbols per session",
-                            limits.max_symbols_per_session
-                        ),
-                    ));
+                if let Err(e) = self.admission.access().check_subscribe(
+                    &id,
+                    &symbols,
+                    channels,
+                    self.subscribed.len() + new,
+                    limits.max_symbols_per_session,
+                ) {
+                    return self.reply_error(&e);
                 }
                 let spec = SubscribeSpec {
                     channels,
@@ -266,6 +283,67 @@ impl Session {
         }
     }
 
+    /// Removes `streams` (symbol, channels) and tells the client why, one `unsubscribed`
+    /// message per distinct channel set.
+    fn revoke(&mut self, streams: Vec<(SymbolId, ChannelSet)>, reason: &str) {
+        let mut groups: Vec<(ChannelSet, Vec<String>)> = Vec::new();
+        let worker = self.worker.clone();
+        let mut router = worker.router.borrow_mut();
+        router.leave_stream(self.shared.id);
+        for (s, lose) in streams {
+            let left = router.unsubscribe(self.shared.id, s, lose);
+            self.track_channels(s, left, None);
+            if left.is_empty() {
+                self.subscribed.retain(|x| *x != s);
+            }
+            self.admission
+                .metrics()
+                .revoked_streams
+                .add(lose.iter().count() as u64);
+            let name = self.symbols.get(s).symbol.clone();
+            match groups.iter_mut().find(|(c, _)| *c == lose) {
+                Some((_, names)) => names.push(name),
+                None => groups.push((lose, vec![name])),
+            }
+        }
+        router.set_stream_spec(self.shared.id, &self.shared.outbox, self.stream_spec());
+        drop(router);
+        for (channels, names) in groups {
+            tracing::info!(parent: &self.shared.span, symbols = names.len(), channels = ?channels, reason, "streams revoked");
+            self.send(protocol::revoked(
+                &names,
+                channels,
+                reason,
+                self.negotiated.msgpack,
+            ));
+        }
+    }
+
+    /// Closes the session after `limits.idle_timeout_ms` without subscriptions or requests.
+    /// One timer, armed only while the session holds nothing.
+    fn arm_idle_timer(&mut self, ctx: &mut Context<Self>) {
+        let Some(timeout) = self.admission.idle_timeout else {
+            return;
+        };
+        if self.idle_timer.is_some() || !self.subscribed.is_empty() {
+            return;
+        }
+        let due = (self.last_request + timeout).saturating_duration_since(Instant::now());
+        self.idle_timer = Some(ctx.run_later(due, move |act, ctx| {
+            act.idle_timer = None;
+            if !act.subscribed.is_empty() {
+                return;
+            }
+            if act.last_request.elapsed() >= timeout {
+                tracing::info!(parent: &act.shared.span, "closing idle session");
+                act.close(IDLE_TIMEOUT);
+                ctx.stop();
+            } else {
+                act.arm_idle_timer(ctx);
+            }
+        }));
+    }
+
     /// Maps names to ids; all must be known, or nothing is applied.
     fn resolve(
         &self,
@@ -297,7 +375,10 @@ impl Session {
 impl Actor for Session {
     type Context = Context<Self>;
 
-    fn started(&mut self, _ctx: &mut Context<Self>) {
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.admission
+            .attach(self.shared.id, ctx.address().recipient());
+        self.arm_idle_timer(ctx);
         self.hub.add_session_encoding(self.negotiated.encoding());
         self.worker.add_session(self.shared.clone());
         self.worker.metrics.sessions_active.inc();
@@ -325,7 +406,10 @@ impl Actor for Session {
         let why = match &closing {
             // Only set when the client's close came first.
             _ if self.client_closed => DisconnectReason::ClientClose,
-            Some(r) if r.code == CloseReason::SLOW_CONSUMER.code => DisconnectReason::SlowConsumer,
+            Some(r) if *r == CloseReason::SLOW_CONSUMER => DisconnectReason::SlowConsumer,
+            Some(r) if *r == RATE_LIMITED => DisconnectReason::RateLimit,
+            Some(r) if *r == ACCESS_REVOKED => DisconnectReason::Auth,
+            Some(r) if *r == IDLE_TIMEOUT => DisconnectReason::Idle,
             Some(r) if r.code == CloseReason::HEARTBEAT_TIMEOUT.code => DisconnectReason::Heartbeat,
             Some(r) if r.code == CloseReason::GOING_AWAY.code => DisconnectReason::Shutdown,
             // A protocol error, or a connection that dropped without a close frame.
@@ -348,9 +432,36 @@ impl Actor for Session {
 
 impl StreamHandler<Result<Inbound, InboundError>> for Session {
     fn handle(&mut self, msg: Result<Inbound, InboundError>, ctx: &mut Context<Self>) {
-        self.shared.last_seen.set(Instant::now());
+        let now = Instant::now();
+        self.shared.last_seen.set(now);
+        if matches!(msg, Ok(ref m) if !matches!(m, Inbound::Close(_))) {
+            match self.admission.rate.check(now) {
+                Verdict::Pass => {}
+                Verdict::Drop { reply } => {
+                    self.admission.metrics().rate_limited_messages.inc();
+                    if reply {
+                        self.reply_error(&RequestError::new(
+                            None,
+                            ErrorCode::RateLimited,
+                            "too many messages: this one and others were dropped; slow down or be disconnected",
+                        ));
+                    }
+                    return;
+                }
+                Verdict::Close => {
+                    self.admission.metrics().rate_limited_messages.inc();
+                    tracing::info!(parent: &self.shared.span, "closing: rate limit ignored");
+                    self.close(RATE_LIMITED);
+                    ctx.stop();
+                    return;
+                }
+            }
+        }
         match msg {
-            Ok(Inbound::Text(text)) => self.handle_text(&text),
+            Ok(Inbound::Text(text)) => {
+                self.handle_text(&text);
+                self.arm_idle_timer(ctx);
+            }
             Ok(Inbound::Binary(_)) => self.reply_error(&RequestError::new(
                 None,
                 ErrorCode::Unsupported,
@@ -385,5 +496,30 @@ impl StreamHandler<Result<Inbound, InboundError>> for Session {
 
     fn finished(&mut self, ctx: &mut Context<Self>) {
         ctx.stop();
+    }
+}
+
+impl Handler<AccessChanged> for Session {
+    type Result = ();
+
+    fn handle(&mut self, msg: AccessChanged, ctx: &mut Context<Self>) {
+        match msg.0 {
+            None => {
+                tracing::info!(parent: &self.shared.span, "user removed by reload; closing");
+                self.close(ACCESS_REVOKED);
+                ctx.stop();
+            }
+            Some(access) => {
+                let lose = access.revocations(
+                    self.channels.iter().map(|(s, h)| (s, &h.channels)),
+                    &self.symbols,
+                );
+                self.admission.set_access(access);
+                if !lose.is_empty() {
+                    self.revoke(lose, "not_entitled");
+                    self.arm_idle_timer(ctx);
+                }
+            }
+        }
     }
 }

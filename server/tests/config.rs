@@ -92,9 +92,14 @@ const INVALID: &[(&str, &str, &str)] = &[
         "replay.threads",
     ),
     ("unknown replay key", "[replay]\nsped = 1\n", "replay.sped"),
-    ("zero symbols", "[feed]\nsymbols = 0\n", "feed.symbols"),
-    ("negative rate", "[feed]\nrate = -1.0\n", "feed.rate"),
-    ("rate not a number", "[feed]\nrate = nan\n", "feed.rate"),
+    ("zero symbols", "[feed]\nkind = \"synthetic\"\nsymbols = 0\n", "feed.symbols"),
+    (
+        "synthetic market settings without the synthetic feed",
+        "[feed]\nsymbols = 3\n",
+        "feed.symbols",
+    ),
+    ("negative rate", "[feed]\nkind = \"synthetic\"\nrate = -1.0\n", "feed.rate"),
+    ("rate not a number", "[feed]\nkind = \"synthetic\"\nrate = nan\n", "feed.rate"),
     (
         "ping not shorter than timeout",
         "[session]\nping_interval_ms = 5000\nclient_timeout_ms = 5000\n",
@@ -127,6 +132,35 @@ const INVALID: &[(&str, &str, &str)] = &[
         "session.shared_deflate_demote_bytes",
     ),
     ("table where a value goes", "[listen]\nx = 1\n", "listen"),
+    ("auth without users", "[auth]\nenabled = true\n", "auth.users"),
+    ("unknown auth key", "[auth]\nenable = true\n", "auth.enable"),
+    (
+        "key not a digest",
+        "[auth]\nenabled = true\n[[auth.users]]\nname = \"a\"\nkey_sha256 = \"secret\"\n",
+        "auth.users[0].key_sha256",
+    ),
+    (
+        "user without a name",
+        "[auth]\nenabled = true\n[[auth.users]]\nkey_sha256 = \"secret\"\n",
+        "auth.users[0].name",
+    ),
+    (
+        "unknown entitled channel",
+        "[auth]\njwt_secret = \"0123456789abcdef0123456789abcdef\"\n[[auth.users]]\nname = \"a\"\nchannels = [\"candles\"]\n",
+        "auth.users[0].channels",
+    ),
+    (
+        "bad symbol pattern",
+        "[auth]\njwt_secret = \"0123456789abcdef0123456789abcdef\"\n[[auth.users]]\nname = \"a\"\nsymbols = [\"BTC USD\"]\n",
+        "auth.users[0].symbols",
+    ),
+    ("short token secret", "[auth]\njwt_secret = \"short\"\n", "auth.jwt_secret"),
+    ("bad admin digest", "[auth]\nadmin_key_sha256 = \"xyz\"\n", "auth.admin_key_sha256"),
+    ("zero ticket ttl", "[auth]\nticket_ttl_ms = 0\n", "auth.ticket_ttl_ms"),
+    ("origin without scheme", "[origin]\nallowed = [\"example.com\"]\n", "origin.allowed"),
+    ("zero message rate", "[limits]\nmessages_per_second = 0.0\n", "limits.messages_per_second"),
+    ("zero burst", "[limits]\nmessage_burst = 0\n", "limits.message_burst"),
+    ("zero handshake timeout", "[limits]\nhandshake_timeout_ms = 0\n", "limits.handshake_timeout_ms"),
 ];
 
 #[test]
@@ -282,7 +316,7 @@ mod toml_like {
 
 #[test]
 fn reload_reresolves_the_file_and_refuses_an_invalid_one_naming_the_key() {
-    let file = write_config("reload", "[feed]\nsymbols = 3\n");
+    let file = write_config("reload", "[feed]\nkind = \"synthetic\"\nsymbols = 3\n");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -52,7 +52,7 @@ fn read_until(raw: &mut Raw, kind: &str) -> Value {
 
 #[test]
 fn refused_upgrades_get_a_complete_http_answer() {
-    let server = Server::start(&["--symbols", "3"]);
+    let server = Server::start(&["--feed", "synthetic", "--symbols", "3"]);
     let port = server.port;
 
     let r = exchange(
@@ -81,7 +81,7 @@ fn refused_upgrades_get_a_complete_http_answer() {
 
 #[test]
 fn upgrade_after_a_request_and_a_frame_in_the_handshake_packet() {
-    let server = Server::start(&["--symbols", "3"]);
+    let server = Server::start(&["--feed", "synthetic", "--symbols", "3"]);
     // One write: an ordinary request, the upgrade, and a first frame right behind it.
     let mut bytes = format!(
         "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\nGET /ws HTTP/1.1\r\n{UPGRADE_HEADERS}{KEY}\r\n"

@@ -11,7 +11,7 @@
 // URL parameters (for development and tests): ?ws=ws://host:port/ws overrides the endpoint,
 // ?symbols=A,B,C sets the watchlist, ?max=N caps the default watchlist (50).
 
-import { TickwireClient, State, compareDecimal, subtractDecimal, addDecimal, midDecimal, latencyMs } from './tickwire.js';
+import { TickwireClient, State, compareDecimal, subtractDecimal, addDecimal, midDecimal, latencyMs, ticketFetcher } from './tickwire.js';
 
 const params = new URLSearchParams(location.search);
 const MAX_DEFAULT = Math.max(1, Number(params.get('max')) || 50);
@@ -113,7 +113,35 @@ class LatencyWindow {
 const latency = new LatencyWindow();
 
 // ---- client -----------------------------------------------------------------------------
-const client = new TickwireClient({ url: params.get('ws') || undefined });
+// With authentication on (GET /auth/status), every connect attempt first trades the API key
+// for a ticket; the key is asked for once and kept for this tab only (sessionStorage).
+const KEY_STORE = 'tickwire.apiKey';
+let authEnabled = null;
+async function uiTicket() {
+  if (authEnabled === null) {
+    try {
+      authEnabled = (await (await fetch('/auth/status')).json()).enabled === true;
+    } catch (e) {
+      authEnabled = false; // an older server, or a page served elsewhere: no tickets
+    }
+  }
+  if (!authEnabled) return null;
+  const credential = () => {
+    let key = sessionStorage.getItem(KEY_STORE);
+    if (!key) {
+      key = (window.prompt('This Tickwire server needs an API key:') || '').trim();
+      if (key) sessionStorage.setItem(KEY_STORE, key);
+    }
+    return key;
+  };
+  try {
+    return await ticketFetcher({ credential })();
+  } catch (e) {
+    if (e.status === 401) sessionStorage.removeItem(KEY_STORE); // ask again next attempt
+    throw e;
+  }
+}
+const client = new TickwireClient({ url: params.get('ws') || undefined, getTicket: uiTicket });
 
 client.on('quote', (m, info) => {
   sample(m, info);

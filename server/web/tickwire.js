@@ -611,6 +611,7 @@ export class TickwireClient {
         break;
       case 'subscribed':
       case 'unsubscribed':
+        if (m.id == null && m.reason) this._revoked(m);
         this._settle(m.id, null, m);
         this._emit('ack', m, info);
         break;
@@ -626,6 +627,28 @@ export class TickwireClient {
         if (m.id != null) this._settle(m.id, null, m); // answer to request()
         break; // unknown types are allowed: the protocol adds fields and messages freely
     }
+  }
+
+  /**
+   * The server removed streams on its own (`unsubscribed` with id null and a `reason`, e.g.
+   * `not_entitled` after the user's entitlements changed): drop them from the desired
+   * state, so a reconnect does not ask for them again, and tell the application.
+   */
+  _revoked(m) {
+    const channels = asList(m.channels);
+    for (const s of asList(m.symbols)) {
+      const sub = this._subs.get(s);
+      if (!sub) continue;
+      for (const c of channels) {
+        sub.channels.delete(c);
+        this._chanSeq.delete(s + '\u0000' + c);
+      }
+      if (channels.includes('book')) this._books.delete(s);
+      if (channels.includes('quote')) this._quotes.delete(s);
+      if (sub.channels.size === 0) this._subs.delete(s);
+    }
+    this._emit('revoked', { symbols: asList(m.symbols), channels, reason: m.reason });
+    this._emit('subscriptions', this.subscriptions());
   }
 
   /** chan_seq bookkeeping: trade jumps are gaps, quote/book jumps are conflation. */
@@ -874,6 +897,35 @@ function defaultUrl() {
 }
 
 /** Convenience: `Tickwire.connect(opts)` = `new TickwireClient(opts).connect()`. */
+/**
+ * A `getTicket` for servers with authentication on: POSTs to the ticket endpoint with
+ * `Authorization: Bearer <credential>` and returns the ticket. `credential` is a string (an
+ * API key or a signed token) or a function returning one (sync or async), called before
+ * every attempt so a refreshed token is used. A refusal throws a TickwireError whose code is
+ * the server's reason (`credentials_invalid`, `token_expired`, ...).
+ *
+ *   new TickwireClient({ getTicket: ticketFetcher({ credential: () => myToken() }) })
+ */
+export function ticketFetcher({ credential, url = '/auth/ticket', fetch: fetchImpl } = {}) {
+  const doFetch = fetchImpl || ((...a) => globalThis.fetch(...a));
+  return async () => {
+    const cred = typeof credential === 'function' ? await credential() : credential;
+    if (!cred) throw new TickwireError('credentials_missing', 'no credential to get a ticket with');
+    const res = await doFetch(url, { method: 'POST', headers: { Authorization: 'Bearer ' + cred }, cache: 'no-store' });
+    let body = null;
+    try {
+      body = await res.json();
+    } catch (e) {
+      body = null;
+    }
+    if (!res.ok || !body || typeof body.ticket !== 'string') {
+      const code = (body && (body.reason || body.error)) || 'ticket_failed';
+      throw new TickwireError(code, (body && body.message) || `ticket request failed: HTTP ${res.status}`, { status: res.status });
+    }
+    return body.ticket;
+  };
+}
+
 export function connect(opts) {
   return new TickwireClient(opts).connect();
 }
@@ -884,6 +936,7 @@ const Tickwire = {
   State,
   jsonCodec,
   connect,
+  ticketFetcher,
   backoffDelay,
   wallClockMs,
   wallClockNs,

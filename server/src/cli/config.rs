@@ -26,7 +26,9 @@ pub(crate) fn run(cmd: ConfigCommand) -> anyhow::Result<()> {
                 eprintln!("note: {n}");
             }
             println!("# {}: ok; effective settings:", file.display());
-            print!("{}", toml::to_string(&loaded.config)?);
+            let mut shown = loaded.config;
+            shown.auth = shown.auth.redacted();
+            print!("{}", toml::to_string(&shown)?);
             Ok(())
         }
     }

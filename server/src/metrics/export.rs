@@ -90,6 +90,12 @@ pub struct Snapshot {
     pub latency: (f64, u64, Vec<(f64, u64)>),
     pub draining: bool,
     pub process: Option<ProcessSnapshot>,
+    /// (reason, status, count) of refused upgrades.
+    pub upgrades_refused: Vec<(&'static str, u16, u64)>,
+    pub ticket_requests: Vec<(&'static str, u64)>,
+    pub rate_limited_messages: u64,
+    pub revoked_streams: u64,
+    pub admin_refused: u64,
 }
 
 impl Snapshot {
@@ -141,6 +147,20 @@ impl Snapshot {
             latency: m.latency.read(),
             draining: m.draining.load(Ordering::Relaxed),
             process: ProcessSnapshot::read(),
+            upgrades_refused: UpgradeRefusal::ALL
+                .iter()
+                .map(|r| {
+                    let n = m.security.upgrades_refused[*r as usize].get();
+                    (r.as_str(), r.status(), n)
+                })
+                .collect(),
+            ticket_requests: TicketOutcome::ALL
+                .iter()
+                .map(|o| (o.as_str(), m.security.ticket_requests[*o as usize].get()))
+                .collect(),
+            rate_limited_messages: m.security.rate_limited_messages.get(),
+            revoked_streams: m.security.revoked_streams.get(),
+            admin_refused: m.security.admin_refused.get(),
         }
     }
 
@@ -270,6 +290,44 @@ impl Collector for Snapshot {
             "tickwire_request_errors",
             "Client requests refused with an error reply.",
             self.request_errors,
+        )?;
+        {
+            let mut m = e.encode_descriptor(
+                "tickwire_upgrades_refused",
+                "WebSocket upgrades refused before a session existed, by reason and HTTP status (401 ticket, 403 origin, 429 user cap, 503 connection caps).",
+                None,
+                MetricType::Counter,
+            )?;
+            for (reason, status, n) in &self.upgrades_refused {
+                let status = status.to_string();
+                let labels = [("reason", *reason), ("status", status.as_str())];
+                ConstCounter::new(*n).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        labelled_counter(
+            e,
+            "tickwire_ticket_requests",
+            "POST /auth/ticket requests by outcome.",
+            "outcome",
+            &self.ticket_requests,
+        )?;
+        counter(
+            e,
+            "tickwire_rate_limited_messages",
+            "Client messages dropped by the per-session rate limit.",
+            self.rate_limited_messages,
+        )?;
+        counter(
+            e,
+            "tickwire_revoked_streams",
+            "(session, symbol, channel) streams removed because a reload changed the user's entitlements.",
+            self.revoked_streams,
+        )?;
+        counter(
+            e,
+            "tickwire_admin_requests_refused",
+            "/admin/* requests refused (missing or wrong admin key, or not from loopback).",
+            self.admin_refused,
         )?;
         let feed_events: Vec<(&str, u64)> = self
             .feeds

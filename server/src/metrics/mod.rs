@@ -20,12 +20,15 @@
 //!
 //! * [`frames`]: what an outbound frame is (its channel, its `recv_ts`), read from its bytes.
 //! * [`export`]: the scrape-time snapshot and its Prometheus and JSON encodings.
+//! * [`security`]: refused upgrades, ticket requests, rate limiting, revocations.
 
 mod export;
 mod frames;
+mod security;
 
 pub use export::*;
 pub use frames::*;
+pub use security::*;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
@@ -75,10 +78,12 @@ pub enum DisconnectReason {
     ClientClose,
     /// Closed 1008: the client could not keep up.
     SlowConsumer,
-    /// Closed for exceeding a request rate limit (no rate limit exists yet: always 0).
+    /// Closed 1008 "rate limited": the client kept sending faster than its limit.
     RateLimit,
-    /// Closed for failing authentication (no authentication yet: always 0).
+    /// Closed 4003 "access revoked": a reload removed the session's user.
     Auth,
+    /// Closed 4002 "idle timeout": no subscription and no request for too long.
+    Idle,
     /// Protocol errors, oversized messages, connections that dropped without a close.
     Error,
     /// Closed 4000: the client stopped answering pings.
@@ -88,11 +93,12 @@ pub enum DisconnectReason {
 }
 
 impl DisconnectReason {
-    pub const ALL: [DisconnectReason; 7] = [
+    pub const ALL: [DisconnectReason; 8] = [
         DisconnectReason::ClientClose,
         DisconnectReason::SlowConsumer,
         DisconnectReason::RateLimit,
         DisconnectReason::Auth,
+        DisconnectReason::Idle,
         DisconnectReason::Error,
         DisconnectReason::Heartbeat,
         DisconnectReason::Shutdown,
@@ -104,6 +110,7 @@ impl DisconnectReason {
             DisconnectReason::SlowConsumer => "slow_consumer",
             DisconnectReason::RateLimit => "rate_limit",
             DisconnectReason::Auth => "auth",
+            DisconnectReason::Idle => "idle",
             DisconnectReason::Error => "error",
             DisconnectReason::Heartbeat => "heartbeat",
             DisconnectReason::Shutdown => "shutdown",
@@ -193,7 +200,7 @@ pub struct Metrics {
     pub protocol_closes: Counter,
     pub request_errors: Counter,
     /// Indexed by `DisconnectReason as usize`.
-    pub disconnects: [Counter; 7],
+    pub disconnects: [Counter; DisconnectReason::ALL.len()],
     /// Active (session, symbol, channel) subscriptions, indexed by `Channel as usize`.
     pub subscriptions: [Gauge; 3],
     /// Frames out, indexed by `OutClass as usize`.
@@ -226,6 +233,7 @@ pub struct Metrics {
     pub replays_started: Counter,
     /// Replays refused by the per-user or total limit.
     pub replays_refused: Counter,
+    pub security: SecurityCounters,
 }
 
 impl Default for Metrics {
@@ -262,6 +270,7 @@ impl Metrics {
             tls_failures: Default::default(),
             replays_started: Counter::default(),
             replays_refused: Counter::default(),
+            security: SecurityCounters::default(),
         }
     }
 
@@ -295,6 +304,17 @@ impl Metrics {
         for f in TlsFailure::ALL {
             v[format!("tls_failures_{}", f.as_str())] = self.tls_failures[f as usize].get().into();
         }
+        for r in UpgradeRefusal::ALL {
+            v[format!("upgrades_refused_{}", r.as_str())] =
+                self.security.upgrades_refused[r as usize].get().into();
+        }
+        for o in TicketOutcome::ALL {
+            v[format!("ticket_requests_{}", o.as_str())] =
+                self.security.ticket_requests[o as usize].get().into();
+        }
+        v["rate_limited_messages"] = self.security.rate_limited_messages.get().into();
+        v["revoked_streams"] = self.security.revoked_streams.get().into();
+        v["admin_refused"] = self.security.admin_refused.get().into();
         v
     }
 }

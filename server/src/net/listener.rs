@@ -39,9 +39,6 @@ pub struct Listening {
     pub ws_scheme: &'static str,
 }
 
-/// Longest wait for a request head (and for a TLS handshake).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// Binds `config.listen` and starts the workers.
 pub fn start(
     config: &ServerConfig,
@@ -51,6 +48,9 @@ pub fn start(
     let listener = bind(config.listen, 4096)?;
     let addr = listener.local_addr()?;
     let send_buffer = config.session.socket_send_buffer;
+    // Longest wait for a request head and for a TLS handshake: the slowloris bound
+    // (`limits.handshake_timeout_ms`, see docs/security.md).
+    let request_timeout = config.security.handshake_timeout;
     let builder = actix_server::Server::build()
         .workers(config.workers)
         // We handle the signals ourselves: actix's own graceful stop would wait for
@@ -65,7 +65,12 @@ pub fn start(
                 let peer = tcp.peer_addr().ok();
                 std::future::ready(Ok::<_, DispatchError>((tcp, peer)))
             })
-            .and_then(http_service::<TcpStream>(state.clone(), addr, false))
+            .and_then(http_service::<TcpStream>(
+                state.clone(),
+                addr,
+                false,
+                request_timeout,
+            ))
         })?,
         Some(tls) => builder.listen("tickwire-tls", listener, move || {
             let tls = tls.clone();
@@ -74,11 +79,11 @@ pub fn start(
                 async move {
                     prepare_tcp(&tcp, send_buffer);
                     let peer = tcp.peer_addr().ok();
-                    let stream = tls.accept(tcp, peer, REQUEST_TIMEOUT).await?;
+                    let stream = tls.accept(tcp, peer, request_timeout).await?;
                     Ok::<_, DispatchError>((stream, peer))
                 }
             })
-            .and_then(http_service(state.clone(), addr, true))
+            .and_then(http_service(state.clone(), addr, true, request_timeout))
         })?,
     };
     Ok(Listening {
@@ -94,6 +99,7 @@ fn http_service<T: WsStream>(
     state: web::Data<AppState>,
     addr: SocketAddr,
     secure: bool,
+    request_timeout: Duration,
 ) -> impl ServiceFactory<
     (T, Option<SocketAddr>),
     Config = (),
@@ -101,9 +107,13 @@ fn http_service<T: WsStream>(
     Error = DispatchError,
     InitError = (),
 > {
-    let app = App::new().app_data(state.clone()).configure(routes);
+    let security = web::Data::new(state.security.clone());
+    let app = App::new()
+        .app_data(state.clone())
+        .app_data(security)
+        .configure(routes);
     let builder = actix_http::HttpServiceBuilder::default()
-        .client_request_timeout(REQUEST_TIMEOUT)
+        .client_request_timeout(request_timeout)
         .local_addr(addr);
     let builder = if secure { builder.secure() } else { builder };
     builder

@@ -9,9 +9,11 @@
 //! once, so the HTTP dispatcher and its task are freed.
 //!
 //! A request that cannot be upgraded gets a complete HTTP error response here and the
-//! connection is closed: 400 with the reason for a bad handshake, 404 for any path but `/ws`.
-//! Checks that decide whether a request may open a session (origin, tickets, per-client
-//! limits) belong in [`accept`], which sees the whole request and answers with a [`Refused`].
+//! connection is closed: 400 with the reason for a bad handshake, 404 for any path but `/ws`,
+//! and security's answer (401 ticket, 403 Origin, 429/503 connection caps, JSON bodies; see
+//! `crate::security`) for a request that may not open a session. [`accept`] makes all of
+//! these decisions; the session keeps the admission (user, entitlements, rate limiter,
+//! connection slots) for its whole life.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -27,6 +29,9 @@ use tokio::io::AsyncWriteExt;
 use tickwire_engine::fanout::{Outbox, OutboxLimits};
 
 use crate::app::AppState;
+use actix_web::HttpMessage as _;
+
+use crate::security::{Admission, Refusal, UpgradeRequest};
 use crate::session::Session;
 use crate::transport::{Connection, InboxStream, SessionShared, WsStream};
 use crate::worker::Worker;
@@ -35,12 +40,44 @@ use crate::ws::{self, InboundDecoder, Outbound};
 /// The path WebSocket clients connect to.
 pub const WS_PATH: &str = "/ws";
 
-/// Why an upgrade request was refused: status and body of the response sent.
+/// Why an upgrade request was refused: the response sent.
 #[derive(Debug)]
 pub struct Refused {
     pub status: u16,
     pub reason: &'static str,
+    pub content_type: &'static str,
+    /// Further headers (`WWW-Authenticate`, `Retry-After`).
+    pub headers: Vec<(&'static str, &'static str)>,
     pub body: String,
+}
+
+impl Refused {
+    fn text(status: u16, reason: &'static str, body: String) -> Refused {
+        Refused {
+            status,
+            reason,
+            content_type: "text/plain; charset=utf-8",
+            headers: Vec::new(),
+            body,
+        }
+    }
+
+    /// The answer to an upgrade that security refused (401, 403, 429, 503; JSON body).
+    fn of(r: &Refusal) -> Refused {
+        let status = r.status();
+        let headers = match status.as_u16() {
+            401 => vec![("www-authenticate", "Bearer realm=\"tickwire\"")],
+            429 | 503 => vec![("retry-after", "1")],
+            _ => Vec::new(),
+        };
+        Refused {
+            status: status.as_u16(),
+            reason: status.canonical_reason().unwrap_or("Refused"),
+            content_type: "application/json",
+            headers,
+            body: r.body().to_string(),
+        }
+    }
 }
 
 /// Handles one upgrade request; see the module documentation.
@@ -49,7 +86,7 @@ pub async fn upgrade<T: WsStream>(
     framed: Framed<T, h1::Codec>,
     state: web::Data<AppState>,
 ) -> Result<(), actix_http::Error> {
-    let accepted = match accept(&req, &state) {
+    let (accepted, admission) = match accept(&req, &state) {
         Ok(a) => a,
         Err(refused) => {
             tracing::debug!(status = refused.status, path = %req.path(), body = %refused.body, "upgrade refused");
@@ -66,8 +103,7 @@ pub async fn upgrade<T: WsStream>(
     let worker = Worker::current(state.engine.hub(), &state.limits, &state.metrics);
     let id = worker.next_session_id();
     let peer = req.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-    // No authentication yet: `user` is a field so that log queries need not change later.
-    let span = tracing::info_span!("session", session = id, peer = %peer, user = "anonymous");
+    let span = tracing::info_span!("session", session = id, peer = %peer, user = %admission.user());
     let shared = Rc::new(SessionShared::new(
         id,
         Rc::new(RefCell::new(Outbox::new(OutboxLimits {
@@ -83,7 +119,7 @@ pub async fn upgrade<T: WsStream>(
     let session_shared = shared.clone();
     Session::create(move |ctx| {
         ctx.add_stream(inbox);
-        Session::new(session_shared, worker, symbols, hub, negotiated)
+        Session::new(session_shared, worker, symbols, hub, negotiated, admission)
     });
     let mut first: Vec<Bytes> = Vec::with_capacity(2);
     if !parts.write_buf.is_empty() {
@@ -105,34 +141,46 @@ pub async fn upgrade<T: WsStream>(
 
 /// Writes a refusal as a complete HTTP response and closes the connection.
 async fn send_refusal<T: WsStream>(mut io: T, refused: &Refused) -> std::io::Result<()> {
-    let response = format!(
-        "HTTP/1.1 {} {}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{}",
+    let mut response = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: close\r\n",
         refused.status,
         refused.reason,
+        refused.content_type,
         refused.body.len(),
-        refused.body
     );
+    for (name, value) in &refused.headers {
+        response.push_str(&format!("{name}: {value}\r\n"));
+    }
+    response.push_str("\r\n");
+    response.push_str(&refused.body);
     io.write_all(response.as_bytes()).await?;
     io.shutdown().await
 }
 
-/// Decides whether the request becomes a WebSocket session.
-fn accept(req: &Request, state: &AppState) -> Result<ws::Accepted, Refused> {
+/// Decides whether the request becomes a WebSocket session: the path, the handshake, then
+/// security's admission (Origin, connection caps, ticket, the user's caps).
+fn accept(req: &Request, state: &AppState) -> Result<(ws::Accepted, Admission), Refused> {
     if req.path() != WS_PATH {
-        return Err(Refused {
-            status: 404,
-            reason: "Not Found",
-            body: format!("WebSocket sessions are served at {WS_PATH}\n"),
-        });
+        return Err(Refused::text(
+            404,
+            "Not Found",
+            format!("WebSocket sessions are served at {WS_PATH}\n"),
+        ));
     }
-    ws::negotiate(
+    let accepted = ws::negotiate(
         req.head(),
         state.limits.permessage_deflate,
         state.limits.shared_streams.max_groups > 0,
     )
-    .map_err(|e| Refused {
-        status: 400,
-        reason: "Bad Request",
-        body: e.to_string(),
-    })
+    .map_err(|e| Refused::text(400, "Bad Request", e.to_string()))?;
+    let target = req.uri().path_and_query().map_or("", |p| p.as_str());
+    let admission = state
+        .security
+        .admit(&UpgradeRequest {
+            target,
+            headers: req.headers(),
+            peer: req.peer_addr(),
+        })
+        .map_err(|r| Refused::of(&r))?;
+    Ok((accepted, admission))
 }

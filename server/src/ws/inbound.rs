@@ -198,7 +198,9 @@ impl InboundDecoder {
             return Err(InboundError::Protocol("invalid control frame"));
         }
         let buffered = self.partial.as_ref().map_or(0, |p| p.data.len()) as u64;
-        if !control && buffered + len > self.max_message as u64 {
+        // Saturating: a 64-bit length near u64::MAX after a buffered fragment must not wrap
+        // around and pass the check (found by the ws_inbound fuzz target).
+        if !control && buffered.saturating_add(len) > self.max_message as u64 {
             return Err(InboundError::TooBig);
         }
         let header_len = 2 + ext + 4;

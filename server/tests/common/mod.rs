@@ -377,3 +377,223 @@ impl Server {
         Server::adopt(port, child)
     }
 }
+// ---- security helpers: configured servers, HTTP with headers, upgrades that may be refused
+
+/// Writes `text` to a fresh file under the temp directory and returns its path.
+pub fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("tickwire-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"))
+    }
+}
+
+/// A started server whose stderr goes to a file (to check its logs).
+pub struct Logged {
+    pub server: Server,
+    pub log: std::path::PathBuf,
+}
+
+impl Logged {
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Server {
+    /// Starts `tickwire serve --config FILE` with `config` as the file, `args` and `env`;
+    /// stderr is kept in a file.
+    pub fn start_configured(config: &str, args: &[&str], env: &[(&str, &str)]) -> Logged {
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let file = temp_file(&format!("config-{port}.toml"), config);
+        let log = temp_file(&format!("server-{port}.log"), "");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tickwire"));
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&file)
+            .args(["--listen", &listen])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("TICKWIRE_") {
+                cmd.env_remove(k);
+            }
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("start tickwire");
+        Logged {
+            server: Server::adopt(port, child),
+            log,
+        }
+    }
+
+    /// The configuration file of a server started with [`Server::start_configured`].
+    pub fn config_path(&self) -> std::path::PathBuf {
+        std::env::temp_dir()
+            .join(format!("tickwire-test-{}", std::process::id()))
+            .join(format!("config-{}.toml", self.port))
+    }
+
+    /// One HTTP/1.1 request with extra header lines (`"Name: value"`), from `source`.
+    pub fn http_from(
+        &self,
+        source: Option<std::net::IpAddr>,
+        method: &str,
+        path: &str,
+        headers: &[&str],
+    ) -> Reply {
+        let mut s = match source {
+            None => TcpStream::connect(("127.0.0.1", self.port)).unwrap(),
+            Some(ip) => {
+                let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+                    .unwrap();
+                sock.bind(&std::net::SocketAddr::new(ip, 0).into()).unwrap();
+                sock.connect(&std::net::SocketAddr::from(([127, 0, 0, 1], self.port)).into())
+                    .unwrap();
+                sock.into()
+            }
+        };
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n",
+            self.port
+        );
+        for h in headers {
+            req.push_str(h);
+            req.push_str("\r\n");
+        }
+        if !headers
+            .iter()
+            .any(|h| h.to_ascii_lowercase().starts_with("connection:"))
+        {
+            req.push_str("Connection: close\r\n");
+        }
+        req.push_str("Content-Length: 0\r\n\r\n");
+        s.write_all(req.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        // Until the server closes; a 101 keeps the connection, so stop after its head.
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+            if let Some(end) = out.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&out[..end]).to_ascii_lowercase();
+                let length = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok());
+                if head.starts_with("http/1.1 101")
+                    || length.is_some_and(|l| out.len() >= end + 4 + l)
+                {
+                    break;
+                }
+            }
+        }
+        let out = String::from_utf8_lossy(&out).into_owned();
+        let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no HTTP status in {out:?}"));
+        Reply {
+            status,
+            head: head.to_string(),
+            body: body.to_string(),
+        }
+    }
+
+    pub fn http(&self, method: &str, path: &str, headers: &[&str]) -> Reply {
+        self.http_from(None, method, path, headers)
+    }
+
+    /// `POST /auth/ticket` with `Authorization: Bearer <credential>`; the ticket.
+    pub fn ticket(&self, credential: &str) -> String {
+        let r = self.http(
+            "POST",
+            "/auth/ticket",
+            &[&format!("Authorization: Bearer {credential}")],
+        );
+        assert_eq!(r.status, 200, "{r:?}");
+        r.json()["ticket"].as_str().unwrap().to_string()
+    }
+}
+
+/// A refused upgrade: the HTTP status and JSON body.
+#[derive(Debug)]
+pub struct Refused {
+    pub status: u16,
+    pub body: Value,
+}
+
+/// Opens a WebSocket to `target` (`/ws?ticket=...`) with extra headers, from `source`
+/// (another loopback address) if given.
+pub async fn ws_open(
+    port: u16,
+    target: &str,
+    headers: &[(&str, &str)],
+    source: Option<std::net::IpAddr>,
+) -> Result<Client, Refused> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::http::HeaderValue;
+    let mut req = format!("ws://127.0.0.1:{port}{target}")
+        .into_client_request()
+        .unwrap();
+    for (k, v) in headers {
+        req.headers_mut().insert(
+            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            HeaderValue::from_str(v).unwrap(),
+        );
+    }
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    if let Some(ip) = source {
+        sock.bind(std::net::SocketAddr::new(ip, 0)).unwrap();
+    }
+    let stream = sock
+        .connect(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+        .await
+        .expect("TCP connect");
+    match tokio_tungstenite::client_async(req, MaybeTlsStream::Plain(stream)).await {
+        Ok((ws, _)) => Ok(Client { ws }),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            let status = resp.status().as_u16();
+            let body = resp
+                .body()
+                .as_ref()
+                .map(|b| serde_json::from_slice(b).unwrap_or(Value::Null))
+                .unwrap_or(Value::Null);
+            Err(Refused { status, body })
+        }
+        Err(e) => panic!("WebSocket handshake failed unexpectedly: {e}"),
+    }
+}
+
+/// SHA-256 hex of `key`, as `auth.users[].key_sha256` wants it.
+pub fn sha256_hex(key: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -9,6 +9,7 @@ import {
   TickwireClient,
   TickwireError,
   State,
+  ticketFetcher,
   backoffDelay,
   compareDecimal,
   subtractDecimal,
@@ -281,6 +282,56 @@ test('getTicket is asked before every attempt and a failure backs off', async ()
   await flush();
   assert.equal(sockets.length, 2);
   assert.equal(sockets[1].url, 'ws://test/ws?ticket=t3');
+});
+
+test('streams the server revokes leave the desired state and are not asked for again', async () => {
+  const { client, events, last, clock } = setup();
+  const revoked = [];
+  client.on('revoked', (r) => revoked.push(r));
+  client.connect();
+  last().serverOpen();
+  client.subscribe(['A', 'B'], ['quote', 'trade']);
+  last().ackAll();
+  await flush();
+  last().serverSend({ type: 'unsubscribed', id: null, symbols: ['A'], channels: ['quote', 'trade'], reason: 'not_entitled' });
+  last().serverSend({ type: 'unsubscribed', id: null, symbols: ['B'], channels: ['trade'], reason: 'not_entitled' });
+  assert.deepEqual(revoked.map((r) => r.symbols), [['A'], ['B']]);
+  assert.equal(revoked[0].reason, 'not_entitled');
+  assert.deepEqual(
+    client.subscriptions().map((s) => [s.symbol, s.channels]),
+    [['B', ['quote']]],
+  );
+  // After a reconnect only what is still allowed is asked for.
+  last().serverClose();
+  clock.advance(10_000);
+  last().serverOpen();
+  const resub = last().requests().filter((r) => r.op === 'subscribe');
+  assert.deepEqual(resub.map((r) => [r.symbols, r.channels]), [[['B'], ['quote']]]);
+  assert.equal(events.error.length, 0);
+});
+
+test('ticketFetcher posts the credential and returns the ticket, or throws the reason', async () => {
+  const calls = [];
+  const answers = [
+    { ok: true, status: 200, json: async () => ({ ticket: 'T1', user: 'alice', expires_in_ms: 30000 }) },
+    { ok: false, status: 401, json: async () => ({ error: 'unauthorized', reason: 'token_expired', message: 'the token has expired' }) },
+    { ok: false, status: 502, json: async () => { throw new SyntaxError('not json'); } },
+  ];
+  let token = 'tok-1';
+  const get = ticketFetcher({
+    credential: async () => token,
+    fetch: async (url, init) => {
+      calls.push([url, init.method, init.headers.Authorization]);
+      return answers.shift();
+    },
+  });
+  assert.equal(await get(), 'T1');
+  token = 'tok-2';
+  await assert.rejects(get(), (e) => e instanceof TickwireError && e.code === 'token_expired' && e.status === 401);
+  await assert.rejects(get(), (e) => e.code === 'ticket_failed' && e.status === 502);
+  assert.deepEqual(calls[0], ['/auth/ticket', 'POST', 'Bearer tok-1']);
+  assert.equal(calls[1][2], 'Bearer tok-2');
+  await assert.rejects(ticketFetcher({ credential: '' })(), (e) => e.code === 'credentials_missing');
 });
 
 test('a silent connection is dropped by the heartbeat and reconnected', () => {
