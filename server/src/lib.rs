@@ -14,13 +14,17 @@
 //! * [`config`]: every setting, the TOML file layout, environment overrides, validation.
 //! * [`metrics`]: counters, the latency histogram, and the Prometheus and JSON exports.
 //! * [`reload`]: applying a changed configuration on SIGHUP or `POST /admin/reload`.
+//! * [`source`]: what the server serves from: a local engine or a gateway's NATS-fed hub.
+//! * [`cluster`]: scale-out over NATS: the engine role's publisher, the gateway, the lease.
 
 pub mod app;
+pub mod cluster;
 pub mod config;
 pub mod metrics;
 pub mod protocol;
 pub mod reload;
 pub mod session;
+pub mod source;
 pub mod transport;
 pub mod web;
 pub mod worker;

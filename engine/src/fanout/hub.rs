@@ -15,10 +15,14 @@
 //! A worker whose queue is full (it cannot keep up with the whole market) loses ticks; this is
 //! counted in [`HubStats::worker_overflows`] and the worker's sessions are marked so that
 //! they resynchronize from the last values. Queues never grow without bound.
+//!
+//! A hub fed from elsewhere than local book actors (a cluster gateway fed from NATS) needs
+//! to know which symbols anyone wants: [`Hub::set_interest_hook`] registers a callback told
+//! when a symbol gains its first interested worker and when it loses its last one.
 
 use std::future::poll_fn;
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::Poll;
 
 use arc_swap::ArcSwapOption;
@@ -67,9 +71,15 @@ pub struct Hub {
     workers: Box<[WorkerInbox]>,
     next_worker: AtomicUsize,
     sessions_by_encoding: [AtomicUsize; Encoding::COUNT],
+    interest_hook: OnceLock<InterestHook>,
     /// Counters.
     pub stats: HubStats,
 }
+
+/// Told `(symbol, true)` when a symbol gains its first interested worker and
+/// `(symbol, false)` when it loses its last; runs on the worker thread that changed it, so
+/// it must be quick and must not block.
+pub type InterestHook = Box<dyn Fn(SymbolId, bool) + Send + Sync>;
 
 /// The last published values of a symbol.
 #[derive(Clone, Default)]
@@ -101,8 +111,20 @@ impl Hub {
             workers,
             next_worker: AtomicUsize::new(0),
             sessions_by_encoding: Default::default(),
+            interest_hook: OnceLock::new(),
             stats: HubStats::default(),
         })
+    }
+
+    /// Registers the hook told about first and last interest in a symbol (see
+    /// [`InterestHook`]). Only one hook can be set; a second call returns it back.
+    pub fn set_interest_hook(&self, hook: InterestHook) -> Result<(), InterestHook> {
+        self.interest_hook.set(hook)
+    }
+
+    /// Whether any worker has subscribers of `symbol`.
+    pub fn has_interest(&self, symbol: SymbolId) -> bool {
+        self.slots[symbol.index()].interest.load(Ordering::Relaxed) != 0
     }
 
     /// The instruments served.
@@ -175,16 +197,27 @@ impl Hub {
     /// read after the mark so no tick falls between the two.
     pub fn add_interest(&self, symbol: SymbolId, worker: usize) -> LastValues {
         let slot = &self.slots[symbol.index()];
-        slot.interest.fetch_or(1 << worker, Ordering::Relaxed);
+        let before = slot.interest.fetch_or(1 << worker, Ordering::Relaxed);
         fence(Ordering::SeqCst);
+        if before == 0 {
+            if let Some(hook) = self.interest_hook.get() {
+                hook(symbol, true);
+            }
+        }
         self.last_values(symbol)
     }
 
     /// Clears `worker`'s interest in `symbol`.
     pub fn remove_interest(&self, symbol: SymbolId, worker: usize) {
-        self.slots[symbol.index()]
+        let bit = 1 << worker;
+        let before = self.slots[symbol.index()]
             .interest
-            .fetch_and(!(1 << worker), Ordering::Relaxed);
+            .fetch_and(!bit, Ordering::Relaxed);
+        if before == bit {
+            if let Some(hook) = self.interest_hook.get() {
+                hook(symbol, false);
+            }
+        }
     }
 
     /// The last published values of `symbol`.

@@ -34,6 +34,10 @@ pub(crate) struct ServeArgs {
     /// feed.url.
     #[arg(long)]
     feed_url: Option<String>,
+    /// Venue feeds: WebSocket URL of a second line of the same venue (A/B feeds,
+    /// arbitrated by sequence number; Coinbase). Key: feed.url_b.
+    #[arg(long)]
+    feed_url_b: Option<String>,
     /// Binance: base URL of the REST depth snapshots. Key: feed.rest_url.
     #[arg(long)]
     rest_url: Option<String>,
@@ -125,6 +129,7 @@ impl ServeArgs {
         set(&mut c.feed.seed, &self.seed);
         set(&mut c.feed.backoff_ms, &self.feed_backoff_ms);
         set(&mut c.feed.url, &self.feed_url);
+        set(&mut c.feed.url_b, &self.feed_url_b);
         set(&mut c.feed.rest_url, &self.rest_url);
         set(&mut c.feed.instruments, &self.instruments);
         set(&mut c.feed.price_scale, &self.price_scale);
@@ -150,9 +155,18 @@ impl ServeArgs {
 
     /// File, then environment, then flags; validated. Also returns notes to log.
     pub(crate) fn resolve(&self) -> anyhow::Result<(ServerConfig, Vec<String>)> {
+        self.resolve_with(|_| {})
+    }
+
+    /// Like [`ServeArgs::resolve`], with a subcommand's own flags put on top by `extra`.
+    pub(crate) fn resolve_with(
+        &self,
+        extra: impl FnOnce(&mut FileConfig),
+    ) -> anyhow::Result<(ServerConfig, Vec<String>)> {
         let loaded = FileConfig::load(self.config.as_deref(), std::env::vars())?;
         let mut c = loaded.config;
         self.apply(&mut c);
+        extra(&mut c);
         c.validate("command line")?;
         Ok((c.to_server_config(), loaded.notes))
     }
@@ -179,6 +193,7 @@ pub(crate) fn build_adapter(
         FeedChoice::Live {
             venue,
             ws_url,
+            ws_url_b,
             rest_url,
             instruments,
             price_scale,
@@ -204,6 +219,13 @@ pub(crate) fn build_adapter(
                 .collect();
             let mut cfg = LiveConfig::new(v, ws_url, instruments);
             cfg.rest_url = rest_url.clone();
+            if let Some(b) = ws_url_b {
+                tracing::info!(venue, line_a = %ws_url, line_b = %b, "starting live feed on A/B lines");
+                return Ok(Box::new(tickwire_feeds::failover::ArbitratedAdapter::new(
+                    cfg,
+                    b.clone(),
+                )));
+            }
             tracing::info!(venue, url = %ws_url, "starting live feed");
             Ok(Box::new(LiveAdapter::new(cfg)))
         }
@@ -224,20 +246,22 @@ pub(crate) fn run(args: ServeArgs, log_json: bool) -> anyhow::Result<()> {
     let system = actix_rt::System::new();
     system.block_on(async move {
         let adapter = build_adapter(&config.feed)?;
-        let engine = Engine::start(
-            vec![adapter],
-            EngineConfig {
-                book_threads: config.book_threads,
-                server_workers: config.workers,
-                backoff: Backoff {
-                    initial: config.feed_backoff,
-                    max: config.feed_backoff.max(Duration::from_secs(10)),
-                    ..Backoff::default()
-                },
-                ..EngineConfig::default()
-            },
-        )
-        .context("starting the engine")?;
+        let engine =
+            Engine::start(vec![adapter], engine_config(&config)).context("starting the engine")?;
         app::serve(config, engine, reloader).await
     })
+}
+
+/// The engine sizing `config` asks for.
+pub(crate) fn engine_config(config: &ServerConfig) -> EngineConfig {
+    EngineConfig {
+        book_threads: config.book_threads,
+        server_workers: config.workers,
+        backoff: Backoff {
+            initial: config.feed_backoff,
+            max: config.feed_backoff.max(Duration::from_secs(10)),
+            ..Backoff::default()
+        },
+        ..EngineConfig::default()
+    }
 }
