@@ -392,3 +392,46 @@ pub fn values(m: &Value) -> Value {
     }
     v
 }
+
+/// haproxy with `server/tests/cluster/haproxy.cfg`, in front of `backends`.
+pub struct Haproxy {
+    pub port: u16,
+    child: Child,
+    cfg: PathBuf,
+}
+
+impl Haproxy {
+    pub fn start(backends: [u16; 2]) -> Haproxy {
+        let port = free_port();
+        let template = include_str!("haproxy.cfg");
+        let text = template
+            .replace("@FRONT@", &port.to_string())
+            .replace("@G1@", &backends[0].to_string())
+            .replace("@G2@", &backends[1].to_string());
+        let cfg = std::env::temp_dir().join(format!("tickwire-haproxy-{}-{port}.cfg", std::process::id()));
+        std::fs::write(&cfg, text).expect("write haproxy.cfg");
+        let bin = system_binary("haproxy");
+        let check = Command::new(&bin).args(["-c", "-f", cfg.to_str().unwrap()]).output().expect("haproxy -c");
+        assert!(check.status.success(), "haproxy.cfg invalid: {}", String::from_utf8_lossy(&check.stderr));
+        let child = Command::new(bin)
+            .args(["-db", "-f", cfg.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start haproxy");
+        wait_port(port, "haproxy");
+        Haproxy { port, child, cfg }
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/ws", self.port)
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.cfg);
+    }
+}
