@@ -13,15 +13,16 @@
 //! key is the venue's own sequence where the venue has one. Coinbase (the venue supported
 //! today, [`ARBITRATED_VENUES`]):
 //!
-//! * `ticker`, `match`, `last_match` carry the product's `sequence`: a message is new when
-//!   its sequence is above the highest passed for the product;
+//! * `ticker` and `match` carry the product's `sequence`: a message is new when its
+//!   sequence is above the highest passed for the product;
 //! * `l2update` carries no sequence in this API version, only the exchange's `time`; the key
 //!   is (`time`, ordinal among the product's updates with that same time on this line),
 //!   compared the same way. Both lines carry the product's updates in the same order, so
 //!   the keys agree between lines;
-//! * `snapshot` passes once per product per session (the first line's); a line that
-//!   reconnects mid-session sends a new snapshot, which is dropped, since the book already
-//!   follows the other line's stream and the keys of what follows tell old from new;
+//! * `snapshot` and `last_match` (each connection's replay of the product's last trade,
+//!   older than the live stream) pass once per product per session (the first line's); a
+//!   line that reconnects mid-session sends new ones, which are dropped, since the book
+//!   already follows the other line's stream and the keys of what follows tell old from new;
 //! * `subscriptions`, `heartbeat` are line-local and dropped.
 //!
 //! Each line's health (connected, messages, messages that won) is logged when it changes.
@@ -60,8 +61,9 @@ pub enum MessageKey {
         time: i64,
         ordinal: u32,
     },
-    /// A full book of `product`: passes once per session.
-    Snapshot { product: String },
+    /// Sent once per connection (a book snapshot, Coinbase's `last_match`): passes once
+    /// per product per session, from the first line.
+    Once { product: String, what: &'static str },
     /// Line-local (subscription acks, heartbeats): dropped.
     Control,
     /// Not understood here: passed, so the decoder counts and reports it.
@@ -94,8 +96,17 @@ impl LineKeys {
         let product = f.product_id.map(str::to_string);
         match (f.kind, product) {
             (Some("subscriptions" | "heartbeat"), _) => MessageKey::Control,
-            (Some("snapshot"), Some(product)) => MessageKey::Snapshot { product },
-            (Some("ticker" | "match" | "last_match"), Some(product)) => match f.sequence {
+            (Some("snapshot"), Some(product)) => MessageKey::Once {
+                product,
+                what: "snapshot",
+            },
+            // The connection's replay of the product's last trade: older than the ticker
+            // before it, so not ordered by sequence with the live stream.
+            (Some("last_match"), Some(product)) => MessageKey::Once {
+                product,
+                what: "last_match",
+            },
+            (Some("ticker" | "match"), Some(product)) => match f.sequence {
                 Some(seq) => MessageKey::Sequenced { product, seq },
                 None => MessageKey::Unknown,
             },
@@ -151,7 +162,7 @@ pub enum Verdict {
 pub struct Arbiter {
     seq: HashMap<String, u64>,
     timed: HashMap<String, (i64, u32)>,
-    snapshot: HashMap<String, bool>,
+    once: HashMap<(String, &'static str), bool>,
     joined: [HashMap<String, bool>; 2],
     /// Messages passed, dropped as duplicates, held back.
     pub passed: u64,
@@ -181,11 +192,14 @@ impl Arbiter {
         let (product, newer) = match key {
             MessageKey::Control => return Verdict::Duplicate,
             MessageKey::Unknown => return Verdict::Pass,
-            MessageKey::Snapshot { product } => {
-                if std::mem::replace(self.snapshot.entry(product.clone()).or_default(), true) {
+            MessageKey::Once { product, what } => {
+                let seen = self.once.entry((product.clone(), what)).or_default();
+                if std::mem::replace(seen, true) {
                     return Verdict::Duplicate;
                 }
-                self.joined[line].insert(product.clone(), true);
+                if *what == "snapshot" {
+                    self.joined[line].insert(product.clone(), true);
+                }
                 return Verdict::Pass;
             }
             MessageKey::Sequenced { product, seq } => {
