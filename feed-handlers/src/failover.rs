@@ -13,8 +13,9 @@
 //! key is the venue's own sequence where the venue has one. Coinbase (the venue supported
 //! today, [`ARBITRATED_VENUES`]):
 //!
-//! * `ticker` and `match` carry the product's `sequence`: a message is new when its
-//!   sequence is above the highest passed for the product;
+//! * `ticker` and `match` carry the product's `sequence` (a ticker repeats the sequence of
+//!   the match it follows, so each is its own stream): a message is new when its sequence
+//!   is above the highest passed for that stream;
 //! * `l2update` carries no sequence in this API version, only the exchange's `time`; the key
 //!   is (`time`, ordinal among the product's updates with that same time on this line),
 //!   compared the same way. Both lines carry the product's updates in the same order, so
@@ -106,8 +107,12 @@ impl LineKeys {
                 product,
                 what: "last_match",
             },
-            (Some("ticker" | "match"), Some(product)) => match f.sequence {
-                Some(seq) => MessageKey::Sequenced { product, seq },
+            // A ticker carries the sequence of the match it follows: one stream each.
+            (Some(kind @ ("ticker" | "match")), Some(product)) => match f.sequence {
+                Some(seq) => MessageKey::Sequenced {
+                    product: format!("{product}#{kind}"),
+                    seq,
+                },
                 None => MessageKey::Unknown,
             },
             (Some("l2update"), Some(product)) => {
@@ -481,7 +486,7 @@ mod tests {
         assert_eq!(
             k.coinbase(br#"{"type":"match","product_id":"X","sequence":7,"price":"1"}"#),
             MessageKey::Sequenced {
-                product: "X".into(),
+                product: "X#match".into(),
                 seq: 7
             }
         );
