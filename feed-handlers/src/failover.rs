@@ -26,7 +26,10 @@
 //!   already follows the other line's stream and the keys of what follows tell old from new;
 //! * `subscriptions`, `heartbeat` are line-local and dropped.
 //!
-//! Each line's health (connected, messages, messages that won) is logged when it changes.
+//! A line joins a product's stream only once it is seen to overlap what was passed; until
+//! then its newer messages wait in a bounded buffer ([`Arbitrated`]), so a line that runs
+//! ahead of the other loses nothing when the other dies, and takes the lead as soon as the
+//! two overlap. Each line's health (up, down, messages that won) is logged when it changes.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -253,6 +256,133 @@ impl Arbiter {
     }
 }
 
+impl MessageKey {
+    /// The ordered stream this key belongs to (a product's book updates, tickers or
+    /// matches), for sequenced and timed keys.
+    pub fn stream(&self) -> Option<&str> {
+        match self {
+            MessageKey::Sequenced { product, .. } | MessageKey::Timed { product, .. } => {
+                Some(product)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl Arbiter {
+    /// Whether a message with `key` has been passed already (its key is at or below what
+    /// was passed on its stream).
+    pub fn covers(&self, key: &MessageKey) -> bool {
+        match key {
+            MessageKey::Sequenced { product, seq } => {
+                self.seq.get(product).is_some_and(|l| seq <= l)
+            }
+            MessageKey::Timed {
+                product,
+                time,
+                ordinal,
+            } => self
+                .timed
+                .get(product)
+                .is_some_and(|l| (*time, *ordinal) <= *l),
+            _ => false,
+        }
+    }
+}
+
+/// Most messages a line may hold back while it is ahead of the other; beyond, it forgets
+/// them and must overlap again.
+pub const HELD_BACK_LIMIT: usize = 1 << 16;
+
+/// An [`Arbiter`] with the messages held back from a line that runs ahead of the other.
+///
+/// A line that is ahead on a stream it has not yet joined cannot pass its messages (there
+/// may be a hole before them), but it must not lose them either: should the other line die
+/// just then, they are the only copies. They wait here, in order. As soon as the other line
+/// passes a message that this line also holds, the two overlap: the held copies up to there
+/// are duplicates, and the rest are the continuation, passed at once (the faster line
+/// leads from then on).
+pub struct Arbitrated<P> {
+    pub arbiter: Arbiter,
+    held: [std::collections::VecDeque<(MessageKey, P)>; 2],
+}
+
+impl<P> Default for Arbitrated<P> {
+    fn default() -> Self {
+        Arbitrated {
+            arbiter: Arbiter::default(),
+            held: Default::default(),
+        }
+    }
+}
+
+impl<P> Arbitrated<P> {
+    /// Line `line` went down.
+    pub fn line_down(&mut self, line: usize) {
+        self.arbiter.line_down(line);
+        self.held[line].clear();
+    }
+
+    /// Offers a message from `line`; appends to `out` what is to be decoded now, in order.
+    /// `Err` with the key when the line would continue a stream alone without overlapping
+    /// it (see [`Verdict::Orphan`]).
+    pub fn offer(
+        &mut self,
+        line: usize,
+        key: MessageKey,
+        payload: P,
+        other_up: bool,
+        out: &mut Vec<P>,
+    ) -> Result<(), MessageKey> {
+        match self.arbiter.admit(line, &key, other_up) {
+            Verdict::Pass => {
+                out.push(payload);
+                self.release(1 - line, &key, out);
+                Ok(())
+            }
+            Verdict::Duplicate => Ok(()),
+            Verdict::HeldBack => {
+                if self.held[line].len() >= HELD_BACK_LIMIT {
+                    self.held[line].clear();
+                }
+                self.held[line].push_back((key, payload));
+                Ok(())
+            }
+            Verdict::Orphan => Err(key),
+        }
+    }
+
+    /// After a pass on `passed`'s stream: the messages `line` holds on that stream.
+    fn release(&mut self, line: usize, passed: &MessageKey, out: &mut Vec<P>) {
+        let Some(stream) = passed.stream() else {
+            return;
+        };
+        if !self.held[line]
+            .iter()
+            .any(|(k, _)| k.stream() == Some(stream))
+        {
+            return;
+        }
+        let mut overlapped = false;
+        let mut kept = std::collections::VecDeque::with_capacity(self.held[line].len());
+        for (k, p) in std::mem::take(&mut self.held[line]) {
+            if k.stream() != Some(stream) {
+                kept.push_back((k, p));
+            } else if self.arbiter.covers(&k) {
+                overlapped = true;
+            } else if overlapped {
+                self.arbiter.joined[line].insert(stream.to_string(), true);
+                if self.arbiter.admit(line, &k, true) == Verdict::Pass {
+                    out.push(p);
+                }
+            } else {
+                kept.push_back((k, p));
+            }
+        }
+        self.held[line] = kept;
+    }
+}
+
 /// Two lines of one venue as one feed. See the module documentation.
 pub struct ArbitratedAdapter {
     config: LiveConfig,
@@ -374,7 +504,8 @@ impl ArbitratedAdapter {
         let mut up = [false; 2];
         let mut tried = [false; 2];
         let mut won = [0u64; 2];
-        let mut arbiter = Arbiter::default();
+        let mut arbiter: Arbitrated<(Vec<u8>, Nanos)> = Arbitrated::default();
+        let mut ready = Vec::new();
         let mut out = Vec::new();
         loop {
             let (index, event) = tokio::select! {
@@ -412,35 +543,39 @@ impl ArbitratedAdapter {
                 }
                 LineEvent::Message(mut payload, recv_ts) => {
                     let key = keys[index].coinbase(&payload);
-                    match arbiter.admit(index, &key, up[1 - index]) {
-                        Verdict::Pass => {}
-                        Verdict::Duplicate | Verdict::HeldBack => continue,
-                        Verdict::Orphan => {
-                            return Err(FeedError::Protocol(format!(
-                                "line {} continues alone without overlapping the passed stream; rebuilding from snapshots",
-                                LINE_NAMES[index]
-                            )));
+                    ready.clear();
+                    if let Err(key) =
+                        arbiter.offer(index, key, (payload, recv_ts), up[1 - index], &mut ready)
+                    {
+                        tracing::warn!(feed = %cfg.name, line = LINE_NAMES[index], ?key, "line continues alone without overlap");
+                        return Err(FeedError::Protocol(format!(
+                            "line {} continues alone without overlapping the passed stream; rebuilding from snapshots",
+                            LINE_NAMES[index]
+                        )));
+                    }
+                    won[index] += ready.len() as u64;
+                    for (mut payload, recv_ts) in ready.drain(..) {
+                        out.clear();
+                        if let Err(e) = decoder.decode(&mut payload, recv_ts, &mut out) {
+                            tracing::warn!(feed = %cfg.name, error = %e, "undecodable message");
                         }
-                    }
-                    won[index] += 1;
-                    out.clear();
-                    if let Err(e) = decoder.decode(&mut payload, recv_ts, &mut out) {
-                        tracing::warn!(feed = %cfg.name, error = %e, "undecodable message");
-                    }
-                    for d in out.drain(..) {
-                        match d {
-                            Decoded::Event(mut ev) => {
-                                let id = ev.meta().symbol;
-                                let Some(Some(engine_id)) = engine_ids.get(id.index()).copied()
-                                else {
-                                    continue;
-                                };
-                                set_symbol(&mut ev, engine_id);
-                                io.emit(ev);
-                            }
-                            Decoded::Quote(_) => {}
-                            Decoded::Resync { reason, .. } => {
-                                return Err(FeedError::Protocol(format!("book resync: {reason}")));
+                        for d in out.drain(..) {
+                            match d {
+                                Decoded::Event(mut ev) => {
+                                    let id = ev.meta().symbol;
+                                    let Some(Some(engine_id)) = engine_ids.get(id.index()).copied()
+                                    else {
+                                        continue;
+                                    };
+                                    set_symbol(&mut ev, engine_id);
+                                    io.emit(ev);
+                                }
+                                Decoded::Quote(_) => {}
+                                Decoded::Resync { reason, .. } => {
+                                    return Err(FeedError::Protocol(format!(
+                                        "book resync: {reason}"
+                                    )));
+                                }
                             }
                         }
                     }
@@ -636,5 +771,43 @@ mod tests {
         }
         arb.line_down(0);
         assert_eq!(arb.admit(1, &kb.coinbase(&s[120]), false), Verdict::Orphan);
+    }
+
+    /// Line A passes the snapshot, then B runs ahead of A on every update (B is held back,
+    /// never overlapping by arriving second); A dies. Everything passes once, in order.
+    #[test]
+    fn a_line_running_ahead_takes_over_without_a_hole() {
+        let s = stream();
+        let (mut ka, mut kb) = (LineKeys::default(), LineKeys::default());
+        let mut arb: Arbitrated<usize> = Arbitrated::default();
+        let mut out = Vec::new();
+        arb.offer(0, ka.coinbase(&s[0]), 0, true, &mut out).unwrap();
+        arb.offer(1, kb.coinbase(&s[0]), 0, true, &mut out).unwrap();
+        // B delivers 1..=100 before A delivers each of them; A dies after 60.
+        let mut next_a = 1;
+        for i in 1..s.len() {
+            arb.offer(1, kb.coinbase(&s[i]), i, next_a <= 60, &mut out)
+                .unwrap();
+            if next_a <= 60 && i >= 5 {
+                arb.offer(0, ka.coinbase(&s[next_a]), next_a, true, &mut out)
+                    .unwrap();
+                next_a += 1;
+                if next_a == 61 {
+                    arb.line_down(0);
+                }
+            }
+        }
+        // Each stream in order; streams of one product may interleave differently.
+        let mut sorted = out.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..s.len()).collect::<Vec<_>>());
+        for kind in [&b"l2update"[..], b"match"] {
+            let of_kind: Vec<usize> = out
+                .iter()
+                .copied()
+                .filter(|&i| s[i].windows(kind.len()).any(|w| w == kind))
+                .collect();
+            assert!(of_kind.windows(2).all(|w| w[0] < w[1]), "{of_kind:?}");
+        }
     }
 }

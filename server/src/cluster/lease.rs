@@ -39,27 +39,35 @@ pub enum Role {
 }
 
 /// Opens (or creates) the bucket.
+///
+/// The bucket's stream is created here with the layout async-nats gives a key-value bucket
+/// (`KV_<bucket>` over `$KV.<bucket>.>`, roll-ups, direct get, discard new): its own
+/// `create_key_value` first reads the account's limits, and the account reply of the
+/// nats-server 2.9 that Debian ships does not parse there.
 async fn bucket(js: &jetstream::Context, name: &str, ttl: Duration) -> Result<kv::Store, String> {
     if let Ok(store) = js.get_key_value(name).await {
         return Ok(store);
     }
-    match js
-        .create_key_value(kv::Config {
-            bucket: name.to_string(),
-            history: 1,
+    let created = js
+        .create_stream(jetstream::stream::Config {
+            name: format!("KV_{name}"),
+            subjects: vec![format!("$KV.{name}.>")],
+            max_messages_per_subject: 1,
             max_age: ttl,
             storage: jetstream::stream::StorageType::Memory,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            discard: jetstream::stream::DiscardPolicy::New,
+            num_replicas: 1,
             ..Default::default()
         })
-        .await
-    {
-        Ok(store) => Ok(store),
-        // Another engine created it at the same moment.
-        Err(e) => js
-            .get_key_value(name)
-            .await
-            .map_err(|e2| format!("lease bucket {name}: {e}; {e2}")),
-    }
+        .await;
+    // Another engine may have created it at the same moment: open it either way.
+    js.get_key_value(name).await.map_err(|e| match created {
+        Err(c) => format!("lease bucket {name}: {c}; {e}"),
+        Ok(_) => format!("lease bucket {name}: {e}"),
+    })
 }
 
 /// Runs the lease loop forever, telling `role` whenever this engine's role changes.

@@ -24,7 +24,8 @@ async fn reconnecting_client(url: String, log: Log, stop: Arc<std::sync::atomic:
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
-        c.subscribe(&["SYM0001", "SYM0002"], &["quote", "trade", "book"]).await;
+        c.subscribe(&["SYM0001", "SYM0002"], &["quote", "trade", "book"])
+            .await;
         log.lock().unwrap().push(Vec::new());
         loop {
             if stop.load(Ordering::Relaxed) {
@@ -58,7 +59,9 @@ fn killing_a_gateway_moves_its_clients_to_the_other_with_a_snapshot() {
     let mut g1 = Tickwire::gateway(&nats, &[]);
     let g2 = Tickwire::gateway(&nats, &[]);
     let lb = Haproxy::start([g1.port, g2.port]);
-    wait_until(Duration::from_secs(10), "haproxy to route", || http_status(lb.port, "/readyz") == Some(200));
+    wait_until(Duration::from_secs(10), "haproxy to route", || {
+        http_status(lb.port, "/readyz") == Some(200)
+    });
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -72,9 +75,11 @@ fn killing_a_gateway_moves_its_clients_to_the_other_with_a_snapshot() {
         });
         tokio::time::sleep(Duration::from_millis(800)).await;
         g1.kill();
-        wait_until(Duration::from_secs(10), "g1's clients to land on g2", || {
-            g2.stats()["sessions_active"] == 6
-        });
+        wait_until(
+            Duration::from_secs(10),
+            "g1's clients to land on g2",
+            || g2.stats()["sessions_active"] == 6,
+        );
         tokio::time::sleep(Duration::from_millis(1000)).await;
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         for t in tasks {
@@ -87,7 +92,8 @@ fn killing_a_gateway_moves_its_clients_to_the_other_with_a_snapshot() {
                 1 => {
                     // On g2 all along: no gap at all, trades included.
                     stayed += 1;
-                    let n = assert_no_gap(&conns[0], &format!("client {i} on the surviving gateway"));
+                    let n =
+                        assert_no_gap(&conns[0], &format!("client {i} on the surviving gateway"));
                     assert!(n > 100, "client {i}: only {n} messages");
                 }
                 2 => {
@@ -101,12 +107,30 @@ fn killing_a_gateway_moves_its_clients_to_the_other_with_a_snapshot() {
                             let first = after
                                 .iter()
                                 .position(|m| m["symbol"] == sym && kind(m) == ch)
-                                .unwrap_or_else(|| panic!("client {i}: no {sym} {ch} after reconnecting"));
-                            assert!(first < 8, "client {i}: {sym} {ch} snapshot came late ({first})");
+                                .unwrap_or_else(|| {
+                                    panic!("client {i}: no {sym} {ch} after reconnecting")
+                                });
+                            assert!(
+                                first < 8,
+                                "client {i}: {sym} {ch} snapshot came late ({first})"
+                            );
                         }
-                        let last_before = before.iter().filter(|m| m["symbol"] == sym).filter_map(|m| m["seq"].as_u64()).max().unwrap();
-                        let first_after = after.iter().filter(|m| m["symbol"] == sym).filter_map(|m| m["seq"].as_u64()).min().unwrap();
-                        assert!(first_after >= last_before, "client {i}: {sym} resumed behind ({first_after} < {last_before})");
+                        let last_before = before
+                            .iter()
+                            .filter(|m| m["symbol"] == sym)
+                            .filter_map(|m| m["seq"].as_u64())
+                            .max()
+                            .unwrap();
+                        let first_after = after
+                            .iter()
+                            .filter(|m| m["symbol"] == sym)
+                            .filter_map(|m| m["seq"].as_u64())
+                            .min()
+                            .unwrap();
+                        assert!(
+                            first_after >= last_before,
+                            "client {i}: {sym} resumed behind ({first_after} < {last_before})"
+                        );
                     }
                 }
                 n => panic!("client {i}: {n} connections"),

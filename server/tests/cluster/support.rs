@@ -408,11 +408,21 @@ impl Haproxy {
             .replace("@FRONT@", &port.to_string())
             .replace("@G1@", &backends[0].to_string())
             .replace("@G2@", &backends[1].to_string());
-        let cfg = std::env::temp_dir().join(format!("tickwire-haproxy-{}-{port}.cfg", std::process::id()));
+        let cfg = std::env::temp_dir().join(format!(
+            "tickwire-haproxy-{}-{port}.cfg",
+            std::process::id()
+        ));
         std::fs::write(&cfg, text).expect("write haproxy.cfg");
         let bin = system_binary("haproxy");
-        let check = Command::new(&bin).args(["-c", "-f", cfg.to_str().unwrap()]).output().expect("haproxy -c");
-        assert!(check.status.success(), "haproxy.cfg invalid: {}", String::from_utf8_lossy(&check.stderr));
+        let check = Command::new(&bin)
+            .args(["-c", "-f", cfg.to_str().unwrap()])
+            .output()
+            .expect("haproxy -c");
+        assert!(
+            check.status.success(),
+            "haproxy.cfg invalid: {}",
+            String::from_utf8_lossy(&check.stderr)
+        );
         let child = Command::new(bin)
             .args(["-db", "-f", cfg.to_str().unwrap()])
             .stdout(Stdio::null())
