@@ -211,10 +211,7 @@ impl Arbiter {
                 return Verdict::Pass;
             }
             MessageKey::Sequenced { product, seq } => {
-                let newer = match self.seq.get(product) {
-                    None => None,
-                    Some(last) => Some(*seq > *last),
-                };
+                let newer = self.seq.get(product).map(|last| *seq > *last);
                 (product, newer)
             }
             MessageKey::Timed {
@@ -541,7 +538,7 @@ impl ArbitratedAdapter {
                         )));
                     }
                 }
-                LineEvent::Message(mut payload, recv_ts) => {
+                LineEvent::Message(payload, recv_ts) => {
                     let key = keys[index].coinbase(&payload);
                     ready.clear();
                     if let Err(key) =
@@ -722,11 +719,11 @@ mod tests {
         let (mut ka, mut kb, mut arb) =
             (LineKeys::default(), LineKeys::default(), Arbiter::default());
         let mut passed = Vec::new();
-        let mut admit = |arb: &mut Arbiter,
-                         line: usize,
-                         k: &mut LineKeys,
-                         i: usize,
-                         passed: &mut Vec<usize>| {
+        let admit = |arb: &mut Arbiter,
+                     line: usize,
+                     k: &mut LineKeys,
+                     i: usize,
+                     passed: &mut Vec<usize>| {
             let v = arb.admit(line, &k.coinbase(&s[i]), true);
             if v == Verdict::Pass {
                 passed.push(i);

@@ -811,6 +811,22 @@ mod tests {
             ("[session]\nmax_lagg_ms = 1", "session.max_lagg_ms"),
             ("[session]\nmax_lag_ms = \"x\"", "session.max_lag_ms"),
             ("workers = 0", "workers"),
+            ("[cluster]\nnats_url = \"http://x\"", "cluster.nats_url"),
+            ("[cluster]\nsubject_prefix = \"m.d\"", "cluster.subject_prefix"),
+            ("[cluster]\nlease_ttl_ms = 10", "cluster.lease_ttl_ms"),
+            (
+                "[cluster]\nheartbeat_interval_ms = 2000\nengine_timeout_ms = 1000",
+                "cluster.heartbeat_interval_ms",
+            ),
+            ("[cluster]\nlease_bucket = \"a.b\"", "cluster.lease_bucket"),
+            (
+                "[feed]\nkind = \"binance\"\nurl = \"ws://a\"\nurl_b = \"ws://b\"\ninstruments = [\"X\"]",
+                "feed.url_b",
+            ),
+            (
+                "[feed]\nkind = \"coinbase\"\nurl = \"ws://a\"\nurl_b = \"b\"\ninstruments = [\"X\"]",
+                "feed.url_b",
+            ),
         ];
         for (text, key) in cases {
             let e = load_str(text, &[]).unwrap_err();

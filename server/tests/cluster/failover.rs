@@ -41,7 +41,7 @@ struct Sim {
 }
 
 impl Sim {
-    fn start(file: &PathBuf) -> Sim {
+    fn start(file: &std::path::Path) -> Sim {
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_tickwire"))
             .args(["exchange-sim", file.to_str().unwrap(), "--pace-ms", "1"])
@@ -79,7 +79,7 @@ fn losing_one_of_two_feed_lines_loses_no_update() {
     let (mut line_a, line_b, line_ref) = (Sim::start(&file), Sim::start(&file), Sim::start(&file));
     let nats = Nats::start(false);
     let venue = |url: String, b: Option<String>| {
-        let mut a = vec!["--feed", "coinbase", "--feed-url", &url]
+        let mut a = ["--feed", "coinbase", "--feed-url", &url]
             .iter()
             .map(|s| s.to_string())
             .collect::<Vec<_>>();
