@@ -84,29 +84,40 @@ impl ClusterEngine {
     /// worker more than the server uses (the publisher claims it here, before any server
     /// worker does).
     pub fn start(engine: Engine, settings: &ClusterSettings) -> anyhow::Result<ClusterEngine> {
-        let hub = engine.hub().clone();
-        let worker = hub.claim_worker();
-        for (id, _) in hub.symbols().iter() {
-            hub.add_interest(id, worker);
-        }
-        let shared = Arc::new(EngineShared {
-            engine_id: settings.engine_id.clone(),
-            stats: PublisherStats::default(),
-            connected: AtomicBool::new(false),
-            active_epoch: AtomicU64::new(0),
-        });
-        let (settings, thread_shared) = (settings.clone(), shared.clone());
-        std::thread::Builder::new()
-            .name("cluster-publisher".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("publisher runtime");
-                rt.block_on(run(settings, hub, worker, thread_shared));
-            })?;
+        let shared = start_publisher(engine.hub(), settings)?;
         Ok(ClusterEngine { engine, shared })
     }
+}
+
+/// Starts the publisher on its own thread, draining a worker queue of `hub` it claims here
+/// (the hub must have one worker queue more than its server uses). Also what the hop
+/// benchmark drives directly.
+pub fn start_publisher(
+    hub: &Arc<Hub>,
+    settings: &ClusterSettings,
+) -> anyhow::Result<Arc<EngineShared>> {
+    let hub = hub.clone();
+    let worker = hub.claim_worker();
+    for (id, _) in hub.symbols().iter() {
+        hub.add_interest(id, worker);
+    }
+    let shared = Arc::new(EngineShared {
+        engine_id: settings.engine_id.clone(),
+        stats: PublisherStats::default(),
+        connected: AtomicBool::new(false),
+        active_epoch: AtomicU64::new(0),
+    });
+    let (settings, thread_shared) = (settings.clone(), shared.clone());
+    std::thread::Builder::new()
+        .name("cluster-publisher".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("publisher runtime");
+            rt.block_on(run(settings, hub, worker, thread_shared));
+        })?;
+    Ok(shared)
 }
 
 /// What the publisher last sent of one symbol.
