@@ -19,6 +19,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
 export PATH="$PATH:/usr/sbin"
+# The real client library runs under Node in the HAProxy failover test; Node has no
+# global WebSocket, so the test-only package there brings `ws`.
+npm ci --silent --no-audit --no-fund --prefix server/tests/cluster/js
 
 echo "== format"
 cargo fmt --all -- --check

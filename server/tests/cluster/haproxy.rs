@@ -2,11 +2,14 @@
 //! through HAProxy to the other and resume with a snapshot; the other gateway's clients see
 //! no gap.
 //!
-//! The clients here are Rust clients doing what `server/web/tickwire.js` does on a lost
-//! connection: reconnect (to the same URL, here HAProxy's) after a short backoff,
+//! Two kinds of clients: the real client library (`server/web/tickwire.js`, under Node with
+//! the `ws` package from `server/tests/cluster/js/`), and Rust clients doing what it does on
+//! a lost connection: reconnect (to the same URL, here HAProxy's) after a short backoff,
 //! resubscribe, and take the first quote and book as the new state (a snapshot), treating
 //! the reconnect as a gap.
 
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,24 +34,130 @@ async fn reconnecting_client(url: String, log: Log, stop: Arc<std::sync::atomic:
             if stop.load(Ordering::Relaxed) {
                 return;
             }
-            match c.recv(Duration::from_millis(200)).await {
-                Some(m) => log.lock().unwrap().last_mut().unwrap().push(m),
-                None => {
-                    // Timed out with the connection still open, or it ended: tell which.
-                    use futures_util::FutureExt;
-                    use futures_util::StreamExt;
-                    if c.ws.next().now_or_never().is_some_and(|m| m.is_none()) {
-                        break;
-                    }
-                    if log.lock().unwrap().last().is_some_and(|l| l.is_empty()) {
-                        continue;
-                    }
-                    // A quiet 200 ms on a 400-updates/s feed means the connection is gone.
-                    break;
-                }
+            use futures_util::StreamExt;
+            use tokio_tungstenite::tungstenite::Message;
+            match tokio::time::timeout(Duration::from_millis(200), c.ws.next()).await {
+                // Quiet for a moment: still connected.
+                Err(_) => continue,
+                Ok(Some(Ok(Message::Text(t)))) => log
+                    .lock()
+                    .unwrap()
+                    .last_mut()
+                    .unwrap()
+                    .push(serde_json::from_str(&t).expect("server JSON")),
+                Ok(Some(Ok(Message::Close(_)))) | Ok(Some(Err(_))) | Ok(None) => break,
+                Ok(Some(Ok(_))) => {}
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The library under Node, printing its events; see `js/client.mjs`.
+struct JsClient {
+    child: Child,
+    events: Arc<Mutex<Vec<Value>>>,
+}
+
+impl JsClient {
+    fn start(url: &str) -> JsClient {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cluster/js");
+        assert!(
+            dir.join("node_modules/ws").is_dir(),
+            "the ws package is missing: npm ci --prefix {} (.ci/test.sh does)",
+            dir.display()
+        );
+        let mut child = Command::new("node")
+            .arg(dir.join("client.mjs"))
+            .args([url, "SYM0001,SYM0002"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node (install nodejs) runs the client library");
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let (stdout, sink) = (child.stdout.take().unwrap(), events.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    sink.lock().unwrap().push(v);
+                }
+            }
+        });
+        JsClient { child, events }
+    }
+
+    fn stop(mut self) -> Vec<Value> {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+        std::thread::sleep(Duration::from_millis(50));
+        let events = self.events.lock().unwrap().clone();
+        events
+    }
+}
+
+/// Checks one library client; returns whether it moved to the other gateway.
+fn check_js_client(events: &[Value], who: &str) -> bool {
+    let opened: Vec<usize> = events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e["ev"] == "state" && e["state"] == "open")
+        .map(|(i, _)| i)
+        .collect();
+    let msgs: Vec<Value> = events
+        .iter()
+        .filter(|e| e["ev"] == "message")
+        .cloned()
+        .collect();
+    // seq never goes backwards, not even across gateways (they relay the engine's numbers).
+    let mut last: std::collections::HashMap<String, u64> = Default::default();
+    for m in msgs.iter().filter(|m| m["type"] != "status") {
+        let (sym, seq) = (
+            m["symbol"].as_str().unwrap().to_string(),
+            m["seq"].as_u64().unwrap(),
+        );
+        if let Some(prev) = last.insert(sym.clone(), seq) {
+            assert!(seq > prev, "{who}: {sym} seq {prev} → {seq}");
+        }
+    }
+    let gaps: Vec<&Value> = events.iter().filter(|e| e["ev"] == "gap").collect();
+    assert!(
+        !gaps.iter().any(|g| g["reason"] == "seq_reset"),
+        "{who}: {gaps:?}"
+    );
+    match opened.len() {
+        1 => {
+            assert!(
+                gaps.is_empty(),
+                "{who} stayed on its gateway but saw gaps: {gaps:?}"
+            );
+            assert!(msgs.len() > 100, "{who}: {} messages", msgs.len());
+            false
+        }
+        2 => {
+            let reconnect_gaps = gaps.iter().filter(|g| g["reason"] == "reconnect").count();
+            assert_eq!(
+                reconnect_gaps, 6,
+                "{who}: one reconnect gap per stream: {gaps:?}"
+            );
+            let after: Vec<&Value> = events[opened[1]..]
+                .iter()
+                .filter(|e| e["ev"] == "message")
+                .collect();
+            for sym in ["SYM0001", "SYM0002"] {
+                for ch in ["quote", "book"] {
+                    let at = after
+                        .iter()
+                        .position(|m| m["symbol"] == sym && m["type"] == ch);
+                    assert!(
+                        at.is_some_and(|i| i < 10),
+                        "{who}: no {sym} {ch} snapshot after reconnecting"
+                    );
+                }
+            }
+            true
+        }
+        n => panic!("{who}: opened {n} times: {events:?}"),
     }
 }
 
@@ -66,20 +175,37 @@ fn killing_a_gateway_moves_its_clients_to_the_other_with_a_snapshot() {
     rt.block_on(async {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let logs: Vec<Log> = (0..6).map(|_| Log::default()).collect();
+        let js: Vec<JsClient> = (0..2).map(|_| JsClient::start(&lb.ws_url())).collect();
         let tasks: Vec<_> = logs
             .iter()
             .map(|l| tokio::spawn(reconnecting_client(lb.ws_url(), l.clone(), stop.clone())))
             .collect();
         wait_until(Duration::from_secs(10), "clients on both gateways", || {
-            g1.stats()["sessions_active"] == 3 && g2.stats()["sessions_active"] == 3
+            g1.stats()["sessions_active"] == 4 && g2.stats()["sessions_active"] == 4
         });
         tokio::time::sleep(Duration::from_millis(800)).await;
         g1.kill();
-        wait_until(
-            Duration::from_secs(10),
-            "g1's clients to land on g2",
-            || g2.stats()["sessions_active"] == 6,
-        );
+        let landed = (0..400).any(|_| {
+            std::thread::sleep(Duration::from_millis(25));
+            g2.stats()["sessions_active"] == 8
+        });
+        if !landed {
+            let states: Vec<Vec<Value>> = js
+                .iter()
+                .map(|c| {
+                    let events = c.events.lock().unwrap();
+                    events
+                        .iter()
+                        .filter(|e| e["ev"] != "message")
+                        .cloned()
+                        .collect()
+                })
+                .collect();
+            panic!(
+                "g1's clients did not land on g2 (g2 has {}): library events {states:?}",
+                g2.stats()["sessions_active"]
+            );
+        }
         tokio::time::sleep(Duration::from_millis(1000)).await;
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         for t in tasks {
@@ -136,6 +262,13 @@ fn killing_a_gateway_moves_its_clients_to_the_other_with_a_snapshot() {
                 n => panic!("client {i}: {n} connections"),
             }
         }
-        assert_eq!((moved, stayed), (3, 3));
+        for (i, c) in js.into_iter().enumerate() {
+            if check_js_client(&c.stop(), &format!("tickwire.js client {i}")) {
+                moved += 1;
+            } else {
+                stayed += 1;
+            }
+        }
+        assert_eq!((moved, stayed), (4, 4));
     });
 }
