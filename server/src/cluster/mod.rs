@@ -69,13 +69,19 @@ pub fn default_engine_id() -> String {
     format!("engine-{}", std::process::id())
 }
 
-/// Connects to NATS, retrying forever (also on the first attempt), and reports connection
+/// Connects to NATS (`url` may list several servers, comma-separated: the client moves
+/// between them), retrying forever (also on the first attempt), and reports connection
 /// changes to `on_event`.
 pub(crate) async fn connect(
     url: &str,
     name: &str,
     on_event: impl Fn(async_nats::Event) + Send + Sync + 'static,
-) -> Result<async_nats::Client, async_nats::ConnectError> {
+) -> Result<async_nats::Client, String> {
+    let servers = url
+        .split(',')
+        .map(|u| u.trim().parse::<async_nats::ServerAddr>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{url}: {e}"))?;
     let on_event = std::sync::Arc::new(on_event);
     async_nats::ConnectOptions::new()
         .name(name)
@@ -88,6 +94,7 @@ pub(crate) async fn connect(
             let on_event = on_event.clone();
             async move { on_event(event) }
         })
-        .connect(url)
+        .connect(servers)
         .await
+        .map_err(|e| e.to_string())
 }

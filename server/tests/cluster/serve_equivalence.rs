@@ -80,7 +80,9 @@ fn gateways_serve_exactly_the_subscribed_streams_with_the_values_of_serve() {
     let reference = Tickwire::start("serve", &FEED);
     let _engine = Tickwire::engine(&nats, &FEED);
     let g1 = Tickwire::gateway(&nats, &[]);
-    let g2 = Tickwire::gateway(&nats, &[]);
+    // A list of NATS servers whose first one is down: the client uses the next.
+    let servers = format!("nats://127.0.0.1:{},{}", free_port(), nats.url());
+    let g2 = Tickwire::start("gateway", &["--nats-url", &servers]);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let mut r = Client::connect(&reference.ws_url()).await;
