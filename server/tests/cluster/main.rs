@@ -3,6 +3,7 @@
 
 mod failover;
 mod haproxy;
+mod malformed;
 mod nats_restart;
 mod serve_equivalence;
 mod support;
