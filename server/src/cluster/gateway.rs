@@ -25,7 +25,9 @@
 //!   is marked stale (clients get `status: stale`); when the connection or an engine (the
 //!   same or a new epoch) is back, every followed symbol is resynchronized from a snapshot
 //!   and clients get `status: live` and fresh values. Messages of an older epoch than the
-//!   newest seen are dropped (fencing an engine that lost its lease).
+//!   newest seen are dropped while that newer engine is alive (fencing an engine that lost
+//!   its lease). A subscriber waiting for a symbol no engine can give a snapshot of is told
+//!   `stale` rather than left waiting.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -339,7 +341,10 @@ async fn run(
                 }
                 let epoch = v["epoch"].as_u64().unwrap_or(0);
                 let known = shared.epoch.load(Ordering::Relaxed);
-                if epoch < known {
+                // An older epoch is fenced while the newer engine is alive; once that one
+                // is gone, whoever is active now is followed (an engine without a lease,
+                // numbered by its start time, replacing one that held a lease).
+                if epoch < known && !shared.engine_down.load(Ordering::Relaxed) {
                     shared.stats.fenced.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
@@ -382,6 +387,17 @@ fn mark_stale(hub: &Hub, shared: &GatewayShared, symbol: SymbolId, reason: &'sta
         .max();
     // Nothing was ever published: nobody has values to distrust.
     let Some(seq) = seq else { return };
+    publish_status(hub, shared, symbol, seq, reason);
+}
+
+/// Publishes a gateway-made `status: stale` carrying `seq`.
+fn publish_status(
+    hub: &Hub,
+    shared: &GatewayShared,
+    symbol: SymbolId,
+    seq: u64,
+    reason: &'static str,
+) {
     let now = Nanos::now();
     let header = TickHeader {
         symbol,
@@ -450,7 +466,11 @@ async fn follow(
                 None => return,
             },
             cmd = commands.recv() => match cmd {
-                Some(Cmd::Resync) => f.resync(),
+                Some(Cmd::Resync) => {
+                    // Follow the epoch the gateway now follows (it may be lower than before).
+                    f.epoch = f.ctx.shared.epoch.load(Ordering::Relaxed) as u32;
+                    f.resync();
+                }
                 Some(Cmd::Stale(reason)) => {
                     f.synced = false;
                     mark_stale(&f.ctx.hub, &f.ctx.shared, f.symbol, reason);
@@ -535,6 +555,16 @@ impl Follower {
                 .fetch_add(1, Ordering::Relaxed);
             tracing::debug!(symbol = %self.instrument.symbol, error = %why, "snapshot request failed; retrying");
             self.failures += 1;
+            if self.ctx.hub.last_values(self.symbol).status.is_none() {
+                // A subscriber is waiting for a first value that no engine provides: say so.
+                publish_status(
+                    &self.ctx.hub,
+                    &self.ctx.shared,
+                    self.symbol,
+                    0,
+                    "upstream lost: no snapshot from an engine",
+                );
+            }
             let backoff = Duration::from_millis((100u64 << self.failures.min(4)).min(1000));
             if !self.synced {
                 self.retry_at = Some(tokio::time::Instant::now() + backoff);
