@@ -118,8 +118,13 @@ fn check_js_client(events: &[Value], who: &str) -> bool {
             .iter()
             .filter(|e| e["ev"] == "message" && e["type"] != "status")
         {
+            // Per stream: the subscription snapshot may send a quote newer than its book.
             let (sym, seq) = (
-                m["symbol"].as_str().unwrap().to_string(),
+                format!(
+                    "{} {}",
+                    m["symbol"].as_str().unwrap(),
+                    m["type"].as_str().unwrap()
+                ),
                 m["seq"].as_u64().unwrap(),
             );
             if let Some(prev) = last.insert(sym.clone(), seq) {
