@@ -264,3 +264,44 @@ impl Hub {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Instrument, Scale};
+    use parking_lot::Mutex;
+
+    #[test]
+    fn the_interest_hook_hears_first_and_last_interest_across_workers() {
+        let ins = |s: &str| Instrument {
+            symbol: s.into(),
+            venue: "v".into(),
+            price_scale: Scale::new(2),
+            size_scale: Scale::new(0),
+        };
+        let symbols = SymbolTable::new(vec![ins("A"), ins("B")]).unwrap();
+        let hub = Hub::new(symbols, 2, 16);
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let sink = heard.clone();
+        assert!(hub
+            .set_interest_hook(Box::new(move |s, on| sink.lock().push((s.0, on))))
+            .is_ok());
+        assert!(hub.set_interest_hook(Box::new(|_, _| {})).is_err());
+        let (a, b) = (SymbolId(0), SymbolId(1));
+        hub.add_interest(a, 0);
+        hub.add_interest(a, 1);
+        hub.add_interest(b, 1);
+        assert!(hub.has_interest(a) && hub.has_interest(b));
+        hub.remove_interest(a, 0);
+        assert!(hub.has_interest(a));
+        hub.remove_interest(a, 1);
+        hub.remove_interest(b, 1);
+        // Removing what is not there says nothing.
+        hub.remove_interest(b, 0);
+        assert!(!hub.has_interest(a) && !hub.has_interest(b));
+        assert_eq!(
+            *heard.lock(),
+            [(0, true), (1, true), (0, false), (1, false)]
+        );
+    }
+}
