@@ -92,3 +92,33 @@ fn undecodable_messages_are_counted_and_dropped_and_unknown_snapshots_answered_e
         assert_eq!(engine.stats()["cluster"]["bad_requests"], 1);
     });
 }
+
+#[test]
+fn a_subscriber_no_engine_can_serve_is_told_stale_not_left_waiting() {
+    let nats = Nats::start(false);
+    let mut engine = Tickwire::engine(&nats, &["--symbols", "4", "--rate", "100"]);
+    let gateway = Tickwire::gateway(&nats, &["--engine-timeout-ms", "500"]);
+    engine.kill();
+    wait_until(
+        Duration::from_secs(5),
+        "the gateway to miss the engine",
+        || !gateway.ready(),
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut c = Client::connect(&gateway.ws_url()).await;
+        c.subscribe(&["SYM0003"], &["quote"]).await;
+        let got = c
+            .until(Duration::from_secs(5), |m| is_status(m, "stale"))
+            .await;
+        let stale = got.last().unwrap();
+        assert_eq!(stale["symbol"], "SYM0003");
+        assert!(
+            stale["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("upstream lost"),
+            "{stale}"
+        );
+    });
+}
