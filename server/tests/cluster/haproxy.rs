@@ -195,6 +195,22 @@ fn check_js_client(events: &[Value], who: &str) -> bool {
 
 #[test]
 fn killing_a_gateway_moves_its_clients_to_the_other_with_a_snapshot() {
+    move_clients_off_g1(Stop::Kill);
+}
+
+/// The planned way: SIGTERM. `/readyz` turns 503 (HAProxy sends no one new), every session
+/// is closed 1001 after a final flush, and the clients reconnect to the other gateway.
+#[test]
+fn draining_a_gateway_moves_its_clients_to_the_other_with_a_snapshot() {
+    move_clients_off_g1(Stop::Drain);
+}
+
+enum Stop {
+    Kill,
+    Drain,
+}
+
+fn move_clients_off_g1(stop_g1: Stop) {
     let nats = Nats::start(false);
     let _engine = Tickwire::engine(&nats, &["--symbols", "4", "--rate", "800"]);
     let mut g1 = Tickwire::gateway(&nats, &[]);
@@ -216,7 +232,14 @@ fn killing_a_gateway_moves_its_clients_to_the_other_with_a_snapshot() {
             g1.stats()["sessions_active"] == 4 && g2.stats()["sessions_active"] == 4
         });
         tokio::time::sleep(Duration::from_millis(800)).await;
-        g1.kill();
+        match stop_g1 {
+            Stop::Kill => g1.kill(),
+            Stop::Drain => {
+                let pid = g1.child.id().to_string();
+                let ok = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+                assert!(ok.success());
+            }
+        }
         let landed = (0..400).any(|_| {
             std::thread::sleep(Duration::from_millis(25));
             g2.stats()["sessions_active"] == 8
@@ -237,6 +260,11 @@ fn killing_a_gateway_moves_its_clients_to_the_other_with_a_snapshot() {
                 "g1's clients did not land on g2 (g2 has {}): library events {states:?}",
                 g2.stats()["sessions_active"]
             );
+        }
+        if matches!(stop_g1, Stop::Drain) {
+            // A drained gateway exits 0 once its sessions took their 1001.
+            let status = g1.child.wait().unwrap();
+            assert!(status.success(), "drained gateway exited {status:?}");
         }
         tokio::time::sleep(Duration::from_millis(1000)).await;
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
