@@ -1,6 +1,6 @@
-//! Acceptance 2: HAProxy in front of two gateways. Kill one gateway: its clients reconnect
-//! through HAProxy to the other and resume with a snapshot; the other gateway's clients see
-//! no gap.
+//! Acceptance 2: HAProxy in front of two gateways. Kill (or drain) one gateway: its clients
+//! reconnect through HAProxy to the other and resume with a snapshot; the other gateway's
+//! clients see no gap.
 //!
 //! Two kinds of clients: the real client library (`server/web/tickwire.js`, under Node with
 //! the `ws` package from `server/tests/cluster/js/`), and Rust clients doing what it does on
