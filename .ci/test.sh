@@ -8,6 +8,21 @@ cd "$(dirname "$0")/.."
 echo "== toolchain"
 cargo --version
 
+echo "== system packages for the cluster tests (nats-server, haproxy)"
+# The cluster tests (server/tests/cluster/) start a real nats-server and haproxy on
+# loopback ports; they fail, never skip, when these are missing.
+missing=()
+command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || missing+=(nats-server)
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+export PATH="$PATH:/usr/sbin"
+# The real client library runs under Node in the HAProxy failover test; Node has no
+# global WebSocket, so the test-only package there brings `ws`.
+npm ci --silent --no-audit --no-fund --prefix server/tests/cluster/js
+
 echo "== format"
 cargo fmt --all -- --check
 

@@ -6,7 +6,8 @@
 //!
 //! * [`synthetic`]: a deterministic, seeded market simulator for demos, tests and benchmarks.
 //! * [`venues`]: sans-IO decoders for Coinbase, Binance, Kraken and OKX.
-//! * [`live`]: live WebSocket adapters around those decoders, and the exchange simulator.
+//! * [`live`]: live WebSocket adapters around those decoders, and the exchange simulator;
+//!   [`failover`]: two lines of one venue (A/B feeds) arbitrated into one.
 //! * [`itch`]: NASDAQ TotalView-ITCH 5.0 parser, L3 book and a seeded stream generator.
 //! * [`rawfile`]: the recorded-feed line format; [`inspect`]: running a recording through an
 //!   adapter and books for people writing adapters.
@@ -14,6 +15,7 @@
 //!   recording and replaying market days; [`replay`]: serving recordings through the
 //!   engine (paced, seekable, looping) and reading them as normalized events.
 
+pub mod failover;
 pub mod inspect;
 pub mod itch;
 pub mod live;

@@ -26,7 +26,8 @@ use serde::Serialize;
 
 use tickwire_engine::domain::Scale;
 use tickwire_engine::tick::{FeedState, TickBody};
-use tickwire_engine::Engine;
+
+pub use crate::source::MarketSource;
 
 use crate::config::{ServerConfig, SessionLimits};
 use crate::metrics::{FeedSnapshot, Metrics, Snapshot};
@@ -38,7 +39,8 @@ use crate::ws;
 
 /// Shared by every worker.
 pub struct AppState {
-    pub engine: Engine,
+    /// A local engine, or a gateway's hub fed from NATS.
+    pub engine: Box<dyn MarketSource>,
     pub limits: Arc<SessionLimits>,
     pub metrics: Arc<Metrics>,
     pub fault_injection: bool,
@@ -86,11 +88,14 @@ async fn stats(state: web::Data<AppState>) -> HttpResponse {
     v["worker_queue_overflows"] = hub.worker_overflows.load(Ordering::Relaxed).into();
     v["book_events"] = books.events.load(Ordering::Relaxed).into();
     v["book_restarts"] = books.restarts.load(Ordering::Relaxed).into();
+    if let Some(cluster) = state.engine.stats_json() {
+        v["cluster"] = cluster;
+    }
     HttpResponse::Ok().json(v)
 }
 
 /// Feed state of every feed, from the last status each book published.
-pub fn feed_snapshots(engine: &Engine) -> Vec<FeedSnapshot> {
+pub fn feed_snapshots(engine: &dyn MarketSource) -> Vec<FeedSnapshot> {
     let hub = engine.hub();
     engine
         .feeds()
@@ -122,7 +127,7 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let mut snap = Snapshot::of(&state.metrics);
     let hub = &state.engine.hub().stats;
     let books = state.engine.book_stats();
-    snap.feeds = feed_snapshots(&state.engine);
+    snap.feeds = feed_snapshots(state.engine.as_ref());
     snap.worker_queue_overflows = hub.worker_overflows.load(Ordering::Relaxed);
     snap.ticks_published = hub.published.load(Ordering::Relaxed);
     snap.book_restarts = books.restarts.load(Ordering::Relaxed);
@@ -134,11 +139,12 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Why the server is not ready; empty when it is.
-pub fn not_ready_reasons(engine: &Engine, metrics: &Metrics) -> Vec<String> {
+pub fn not_ready_reasons(engine: &dyn MarketSource, metrics: &Metrics) -> Vec<String> {
     let mut reasons = Vec::new();
     if metrics.draining.load(Ordering::Relaxed) {
         reasons.push("shutting down".to_string());
     }
+    reasons.extend(engine.extra_not_ready());
     for f in feed_snapshots(engine) {
         if f.pending > 0 {
             reasons.push(format!(
@@ -157,7 +163,7 @@ pub fn not_ready_reasons(engine: &Engine, metrics: &Metrics) -> Vec<String> {
 }
 
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let reasons = not_ready_reasons(&state.engine, &state.metrics);
+    let reasons = not_ready_reasons(state.engine.as_ref(), &state.metrics);
     if reasons.is_empty() {
         HttpResponse::Ok().json(serde_json::json!({"ready": true, "reasons": []}))
     } else {
@@ -243,12 +249,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(crate::web::routes);
 }
 
-/// Starts the engine and serves until the server stops: on SIGTERM/SIGINT it drains (see
-/// the module documentation) and returns `Ok`; on SIGHUP it reloads through `reloader`.
-/// Runs inside an actix system.
+/// Serves `engine` (a local [`Engine`](tickwire_engine::Engine) or a gateway's source)
+/// until the server stops: on SIGTERM/SIGINT it drains (see the module documentation) and
+/// returns `Ok`; on SIGHUP it reloads through `reloader`. Runs inside an actix system.
 pub async fn serve(
     config: ServerConfig,
-    engine: Engine,
+    engine: impl MarketSource,
     reloader: Arc<Reloader>,
 ) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new(config.latency_sample_every));
@@ -261,7 +267,7 @@ pub async fn serve(
         Box::new(move |c| hooked.reload(c.security.clone())),
     );
     let state = web::Data::new(AppState {
-        engine,
+        engine: Box::new(engine),
         limits: Arc::new(config.session.clone()),
         metrics: metrics.clone(),
         fault_injection: config.fault_injection,
@@ -351,7 +357,7 @@ mod tests {
     use futures_util::future::LocalBoxFuture;
     use futures_util::FutureExt as _;
     use tickwire_engine::domain::Instrument;
-    use tickwire_engine::{EngineConfig, FeedAdapter, FeedError, FeedIo};
+    use tickwire_engine::{Engine, EngineConfig, FeedAdapter, FeedError, FeedIo};
     use tickwire_feeds::{SyntheticAdapter, SyntheticConfig};
 
     use super::*;

@@ -35,6 +35,8 @@ pub enum FeedChoice {
         ws_url: String,
         /// Binance: base URL of the REST depth snapshots.
         rest_url: Option<String>,
+        /// A second line of the same venue (A/B feeds), arbitrated by sequence number.
+        ws_url_b: Option<String>,
         /// Venue symbols to subscribe to (`BTC-USD`, `XMR/USD`, `NKNUSDT`, ...).
         instruments: Vec<String>,
         price_scale: u8,
@@ -167,6 +169,8 @@ pub struct ServerConfig {
     pub replay: ReplaySettings,
     /// Authentication, entitlements, origins and abuse limits (`security/`).
     pub security: SecurityConfig,
+    /// NATS and the engine/gateway roles (unused by `serve`).
+    pub cluster: crate::cluster::ClusterSettings,
 }
 
 impl Default for ServerConfig {
@@ -191,6 +195,7 @@ impl Default for ServerConfig {
             tls: None,
             replay: ReplaySettings::default(),
             security: SecurityConfig::default(),
+            cluster: crate::cluster::ClusterSettings::default(),
         }
     }
 }
@@ -253,6 +258,7 @@ pub struct FileConfig {
     pub replay: ReplaySection,
     pub origin: OriginSection,
     pub limits: LimitsSection,
+    pub cluster: ClusterSection,
     /// Last: it holds the `[[auth.users]]` array of tables.
     pub auth: AuthSection,
 }
@@ -295,6 +301,28 @@ fn speed_setting<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Er
     })
 }
 
+/// `[cluster]`: NATS and the `engine`/`gateway` roles (see docs/deployment.md).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSection {
+    /// NATS server URL(s), comma-separated (`nats://host:4222`).
+    pub nats_url: String,
+    /// First token of every subject.
+    pub subject_prefix: String,
+    /// This engine's name ("" = `engine-<pid>`).
+    pub engine_id: String,
+    /// Engine: publish only while holding the lease (active/standby).
+    pub lease: bool,
+    pub lease_bucket: String,
+    pub lease_ttl_ms: u64,
+    pub snapshot_interval_ms: u64,
+    pub heartbeat_interval_ms: u64,
+    /// Gateway: no heartbeat for this long marks the symbols stale.
+    pub engine_timeout_ms: u64,
+    /// Engine: capacity of the publisher's tick queue.
+    pub publish_queue: usize,
+}
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FeedSection {
@@ -306,6 +334,9 @@ pub struct FeedSection {
     pub backoff_ms: u64,
     /// Venue feeds: WebSocket URL.
     pub url: String,
+    /// Venue feeds: WebSocket URL of a second line (A/B feeds, arbitrated by sequence); ""
+    /// for one line.
+    pub url_b: String,
     /// Binance: REST base URL for depth snapshots ("" for none).
     pub rest_url: String,
     /// Venue feeds: venue symbols to subscribe to.
@@ -391,6 +422,7 @@ impl Default for FileConfig {
                 seed,
                 backoff_ms: ms(c.feed_backoff),
                 url: String::new(),
+                url_b: String::new(),
                 rest_url: String::new(),
                 instruments: Vec::new(),
                 price_scale: 8,
@@ -436,6 +468,18 @@ impl Default for FileConfig {
             },
             origin: OriginSection::default(),
             limits: LimitsSection::default(),
+            cluster: ClusterSection {
+                nats_url: c.cluster.nats_url.clone(),
+                subject_prefix: c.cluster.subject_prefix.clone(),
+                engine_id: String::new(),
+                lease: c.cluster.lease,
+                lease_bucket: c.cluster.lease_bucket.clone(),
+                lease_ttl_ms: ms(c.cluster.lease_ttl),
+                snapshot_interval_ms: ms(c.cluster.snapshot_interval),
+                heartbeat_interval_ms: ms(c.cluster.heartbeat_interval),
+                engine_timeout_ms: ms(c.cluster.engine_timeout),
+                publish_queue: c.cluster.publish_queue,
+            },
             auth: AuthSection::default(),
         }
     }
@@ -451,7 +495,7 @@ macro_rules! section_default {
     )*};
 }
 section_default!(FeedSection => feed, SessionSection => session, ShutdownSection => shutdown,
-    MetricsSection => metrics, LogSection => log, ReplaySection => replay);
+    MetricsSection => metrics, LogSection => log, ReplaySection => replay, ClusterSection => cluster);
 
 /// Prefix of environment variables that override file settings.
 pub const ENV_PREFIX: &str = "TICKWIRE_";
@@ -721,6 +765,24 @@ impl FileConfig {
                     "a venue feed needs at least one instrument".into(),
                 ));
             }
+            if !f.url_b.is_empty() {
+                if !(f.url_b.starts_with("ws://") || f.url_b.starts_with("wss://")) {
+                    return Err(bad(
+                        "feed.url_b",
+                        format!("{:?} is not a ws:// or wss:// URL", f.url_b),
+                    ));
+                }
+                if !tickwire_feeds::failover::supports(&f.kind) {
+                    return Err(bad(
+                        "feed.url_b",
+                        format!(
+                            "A/B lines need a venue whose messages can be arbitrated by sequence; {:?} is not one of {:?}",
+                            f.kind,
+                            tickwire_feeds::failover::ARBITRATED_VENUES
+                        ),
+                    ));
+                }
+            }
             for (key, v) in [
                 ("feed.price_scale", f.price_scale),
                 ("feed.size_scale", f.size_scale),
@@ -830,6 +892,62 @@ impl FileConfig {
                     .map_err(|e| bad(e.key().unwrap_or("tls.cert_file"), e.detail()))?;
             }
         }
+        let c = &self.cluster;
+        if !c.nats_url.split(',').all(|u| {
+            let u = u.trim();
+            u.starts_with("nats://") || u.starts_with("tls://") || u.starts_with("ws://")
+        }) {
+            return Err(bad(
+                "cluster.nats_url",
+                format!(
+                    "{:?} is not a nats:// URL (or a comma-separated list)",
+                    c.nats_url
+                ),
+            ));
+        }
+        if !crate::cluster::subjects::is_valid_prefix(&c.subject_prefix) {
+            return Err(bad(
+                "cluster.subject_prefix",
+                format!(
+                    "{:?} must be one subject token of letters, digits, - and _",
+                    c.subject_prefix
+                ),
+            ));
+        }
+        if !c
+            .lease_bucket
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            || c.lease_bucket.is_empty()
+        {
+            return Err(bad(
+                "cluster.lease_bucket",
+                format!("{:?} must be letters, digits, - and _", c.lease_bucket),
+            ));
+        }
+        for (key, v, min) in [
+            ("cluster.lease_ttl_ms", c.lease_ttl_ms, 200),
+            ("cluster.snapshot_interval_ms", c.snapshot_interval_ms, 10),
+            ("cluster.heartbeat_interval_ms", c.heartbeat_interval_ms, 10),
+            ("cluster.engine_timeout_ms", c.engine_timeout_ms, 50),
+            ("cluster.publish_queue", c.publish_queue as u64, 16),
+        ] {
+            if v < min {
+                return Err(bad(key, format!("{v} is less than {min}")));
+            }
+        }
+        if c.heartbeat_interval_ms >= c.engine_timeout_ms {
+            return Err(bad(
+                "cluster.heartbeat_interval_ms",
+                format!(
+                    "{} must be less than cluster.engine_timeout_ms ({}), or gateways see the engine as down",
+                    c.heartbeat_interval_ms, c.engine_timeout_ms
+                ),
+            ));
+        }
+        if crate::cluster::subjects::RESERVED_VENUES.contains(&f.kind.as_str()) {
+            return Err(bad("feed.kind", format!("{:?} is reserved", f.kind)));
+        }
         if s.sweep_interval_ms > 10_000 {
             return Err(bad(
                 "session.sweep_interval_ms",
@@ -872,6 +990,7 @@ impl FileConfig {
                 FeedChoice::Live {
                     venue: self.feed.kind.clone(),
                     ws_url: self.feed.url.clone(),
+                    ws_url_b: Some(self.feed.url_b.clone()).filter(|u| !u.is_empty()),
                     rest_url: Some(self.feed.rest_url.clone()).filter(|u| !u.is_empty()),
                     instruments: self.feed.instruments.clone(),
                     price_scale: self.feed.price_scale,
@@ -921,6 +1040,22 @@ impl FileConfig {
             },
             security: SecurityConfig::from_sections(&self.auth, &self.origin, &self.limits)
                 .expect("validated"),
+            cluster: crate::cluster::ClusterSettings {
+                nats_url: self.cluster.nats_url.clone(),
+                subject_prefix: self.cluster.subject_prefix.clone(),
+                engine_id: if self.cluster.engine_id.is_empty() {
+                    crate::cluster::default_engine_id()
+                } else {
+                    self.cluster.engine_id.clone()
+                },
+                lease: self.cluster.lease,
+                lease_bucket: self.cluster.lease_bucket.clone(),
+                lease_ttl: d(self.cluster.lease_ttl_ms),
+                snapshot_interval: d(self.cluster.snapshot_interval_ms),
+                heartbeat_interval: d(self.cluster.heartbeat_interval_ms),
+                engine_timeout: d(self.cluster.engine_timeout_ms),
+                publish_queue: self.cluster.publish_queue,
+            },
         }
     }
 }
@@ -978,6 +1113,22 @@ mod tests {
             ("[session]\nmax_lagg_ms = 1", "session.max_lagg_ms"),
             ("[session]\nmax_lag_ms = \"x\"", "session.max_lag_ms"),
             ("workers = 0", "workers"),
+            ("[cluster]\nnats_url = \"http://x\"", "cluster.nats_url"),
+            ("[cluster]\nsubject_prefix = \"m.d\"", "cluster.subject_prefix"),
+            ("[cluster]\nlease_ttl_ms = 10", "cluster.lease_ttl_ms"),
+            (
+                "[cluster]\nheartbeat_interval_ms = 2000\nengine_timeout_ms = 1000",
+                "cluster.heartbeat_interval_ms",
+            ),
+            ("[cluster]\nlease_bucket = \"a.b\"", "cluster.lease_bucket"),
+            (
+                "[feed]\nkind = \"binance\"\nurl = \"ws://a\"\nurl_b = \"ws://b\"\ninstruments = [\"X\"]",
+                "feed.url_b",
+            ),
+            (
+                "[feed]\nkind = \"coinbase\"\nurl = \"ws://a\"\nurl_b = \"b\"\ninstruments = [\"X\"]",
+                "feed.url_b",
+            ),
         ];
         for (text, key) in cases {
             let e = load_str(text, &[]).unwrap_err();

@@ -20,8 +20,11 @@
 //! * [`reload`]: applying a changed configuration on SIGHUP or `POST /admin/reload`.
 //! * [`security`]: tickets, users and entitlements, origin checks, connection and rate
 //!   limits.
+//! * [`source`]: what the server serves from: a local engine or a gateway's NATS-fed hub.
+//! * [`cluster`]: scale-out over NATS: the engine role's publisher, the gateway, the lease.
 
 pub mod app;
+pub mod cluster;
 pub mod config;
 pub mod metrics;
 pub mod net;
@@ -30,6 +33,7 @@ pub mod reload;
 pub mod replay;
 pub mod security;
 pub mod session;
+pub mod source;
 pub mod transport;
 pub mod web;
 pub mod worker;

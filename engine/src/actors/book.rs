@@ -118,6 +118,13 @@ impl BookActor {
         }
     }
 
+    /// Starts `seq` and every `chan_seq` at `base` (see `EngineConfig::seq_base`).
+    pub(crate) fn with_seq_base(mut self, base: u64) -> Self {
+        self.seq = Seq(base);
+        self.chan_seq = [Seq(base); 3];
+        self
+    }
+
     fn header(&mut self, channel: Channel, ts: Nanos, recv_ts: Nanos) -> TickHeader {
         self.seq = self.seq.next();
         let c = &mut self.chan_seq[channel as usize];

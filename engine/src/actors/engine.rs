@@ -34,6 +34,10 @@ pub struct EngineConfig {
     pub worker_queue: usize,
     /// Feed restart backoff.
     pub backoff: Backoff,
+    /// Where every symbol's `seq` and `chan_seq` start (0 for a single process). A cluster
+    /// engine starts them at its start time in microseconds, so that they keep increasing
+    /// for gateways and their clients when the engine is restarted.
+    pub seq_base: u64,
 }
 
 impl Default for EngineConfig {
@@ -43,6 +47,7 @@ impl Default for EngineConfig {
             server_workers: 1,
             worker_queue: DEFAULT_WORKER_QUEUE,
             backoff: Backoff::default(),
+            seq_base: 0,
         }
     }
 }
@@ -158,8 +163,9 @@ impl Engine {
                 let arbiter = &threads.books[id.index() % threads.books.len()];
                 let in_flight = Arc::new(AtomicUsize::new(0));
                 let (hub, flight, stats) = (hub.clone(), in_flight.clone(), book_stats.clone());
+                let seq_base = config.seq_base;
                 let addr = Supervisor::start_in_arbiter(arbiter, move |_| {
-                    BookActor::new(id, hub, flight, stats)
+                    BookActor::new(id, hub, flight, stats).with_seq_base(seq_base)
                 });
                 BookHandle { addr, in_flight }
             })

@@ -15,10 +15,14 @@
 //! A worker whose queue is full (it cannot keep up with the whole market) loses ticks; this is
 //! counted in [`HubStats::worker_overflows`] and the worker's sessions are marked so that
 //! they resynchronize from the last values. Queues never grow without bound.
+//!
+//! A hub fed from elsewhere than local book actors (a cluster gateway fed from NATS) needs
+//! to know which symbols anyone wants: [`Hub::set_interest_hook`] registers a callback told
+//! when a symbol gains its first interested worker and when it loses its last one.
 
 use std::future::poll_fn;
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::Poll;
 
 use arc_swap::ArcSwapOption;
@@ -69,9 +73,15 @@ pub struct Hub {
     sessions_by_encoding: [AtomicUsize; Encoding::COUNT],
     /// Set for a replay's private hub: every message published through it carries it.
     tag: Option<Arc<str>>,
+    interest_hook: OnceLock<InterestHook>,
     /// Counters.
     pub stats: HubStats,
 }
+
+/// Told `(symbol, true)` when a symbol gains its first interested worker and
+/// `(symbol, false)` when it loses its last; runs on the worker thread that changed it, so
+/// it must be quick and must not block.
+pub type InterestHook = Box<dyn Fn(SymbolId, bool) + Send + Sync>;
 
 /// The last published values of a symbol.
 #[derive(Clone, Default)]
@@ -114,8 +124,20 @@ impl Hub {
             next_worker: AtomicUsize::new(0),
             sessions_by_encoding: Default::default(),
             tag,
+            interest_hook: OnceLock::new(),
             stats: HubStats::default(),
         })
+    }
+
+    /// Registers the hook told about first and last interest in a symbol (see
+    /// [`InterestHook`]). Only one hook can be set; a second call returns it back.
+    pub fn set_interest_hook(&self, hook: InterestHook) -> Result<(), InterestHook> {
+        self.interest_hook.set(hook)
+    }
+
+    /// Whether any worker has subscribers of `symbol`.
+    pub fn has_interest(&self, symbol: SymbolId) -> bool {
+        self.slots[symbol.index()].interest.load(Ordering::Relaxed) != 0
     }
 
     /// The instruments served.
@@ -208,16 +230,27 @@ impl Hub {
     /// read after the mark so no tick falls between the two.
     pub fn add_interest(&self, symbol: SymbolId, worker: usize) -> LastValues {
         let slot = &self.slots[symbol.index()];
-        slot.interest.fetch_or(1 << worker, Ordering::Relaxed);
+        let before = slot.interest.fetch_or(1 << worker, Ordering::Relaxed);
         fence(Ordering::SeqCst);
+        if before == 0 {
+            if let Some(hook) = self.interest_hook.get() {
+                hook(symbol, true);
+            }
+        }
         self.last_values(symbol)
     }
 
     /// Clears `worker`'s interest in `symbol`.
     pub fn remove_interest(&self, symbol: SymbolId, worker: usize) {
-        self.slots[symbol.index()]
+        let bit = 1 << worker;
+        let before = self.slots[symbol.index()]
             .interest
-            .fetch_and(!(1 << worker), Ordering::Relaxed);
+            .fetch_and(!bit, Ordering::Relaxed);
+        if before == bit {
+            if let Some(hook) = self.interest_hook.get() {
+                hook(symbol, false);
+            }
+        }
     }
 
     /// The last published values of `symbol`.
@@ -267,5 +300,46 @@ impl Hub {
                 None => break,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Instrument, Scale};
+    use parking_lot::Mutex;
+
+    #[test]
+    fn the_interest_hook_hears_first_and_last_interest_across_workers() {
+        let ins = |s: &str| Instrument {
+            symbol: s.into(),
+            venue: "v".into(),
+            price_scale: Scale::new(2),
+            size_scale: Scale::new(0),
+        };
+        let symbols = SymbolTable::new(vec![ins("A"), ins("B")]).unwrap();
+        let hub = Hub::new(symbols, 2, 16);
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let sink = heard.clone();
+        assert!(hub
+            .set_interest_hook(Box::new(move |s, on| sink.lock().push((s.0, on))))
+            .is_ok());
+        assert!(hub.set_interest_hook(Box::new(|_, _| {})).is_err());
+        let (a, b) = (SymbolId(0), SymbolId(1));
+        hub.add_interest(a, 0);
+        hub.add_interest(a, 1);
+        hub.add_interest(b, 1);
+        assert!(hub.has_interest(a) && hub.has_interest(b));
+        hub.remove_interest(a, 0);
+        assert!(hub.has_interest(a));
+        hub.remove_interest(a, 1);
+        hub.remove_interest(b, 1);
+        // Removing what is not there says nothing.
+        hub.remove_interest(b, 0);
+        assert!(!hub.has_interest(a) && !hub.has_interest(b));
+        assert_eq!(
+            *heard.lock(),
+            [(0, true), (1, true), (0, false), (1, false)]
+        );
     }
 }

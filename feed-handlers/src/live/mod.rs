@@ -113,7 +113,8 @@ impl LiveConfig {
         }
     }
 
-    fn decoder(&self) -> Box<dyn VenueDecoder> {
+    /// A fresh decoder for this venue and these instruments.
+    pub fn decoder(&self) -> Box<dyn VenueDecoder> {
         let reg = SymbolRegistry::fixed(self.venue.name(), self.instruments.clone());
         match self.venue {
             Venue::Coinbase => Box::new(CoinbaseDecoder::new(reg)),

@@ -3,6 +3,8 @@
 //! | subcommand | file |
 //! |---|---|
 //! | `serve` (also `tickwire` alone) | [`serve`] |
+//! | `engine` (cluster: feeds and books, publishing to NATS) | [`engine`] |
+//! | `gateway` (cluster: WebSocket clients, fed from NATS) | [`gateway`] |
 //! | `config check` | [`config`] |
 //! | `exchange-sim` | [`exchange_sim`] |
 //! | `record` | [`record`] |
@@ -13,7 +15,9 @@
 //! no backtrace (see `main.rs`).
 
 mod config;
+mod engine;
 mod exchange_sim;
+mod gateway;
 mod generate_day;
 mod inspect;
 mod logging;
@@ -40,6 +44,12 @@ struct Cli {
 enum Command {
     /// Run the server (the default).
     Serve(Box<serve::ServeArgs>),
+    /// Cluster role: run the feeds and books and publish ticks, snapshots and status to
+    /// NATS (see docs/deployment.md); also serves local clients like `serve`.
+    Engine(Box<engine::EngineArgs>),
+    /// Cluster role: serve WebSocket clients from NATS, subscribed only to the symbols
+    /// they want (see docs/deployment.md).
+    Gateway(Box<gateway::GatewayArgs>),
     /// Work with configuration files.
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -64,6 +74,8 @@ pub fn run() -> anyhow::Result<()> {
     match cli.command {
         None => serve::run(serve::ServeArgs::default(), json),
         Some(Command::Serve(a)) => serve::run(*a, json),
+        Some(Command::Engine(a)) => engine::run(*a, json),
+        Some(Command::Gateway(a)) => gateway::run(*a, json),
         Some(Command::Config(c)) => config::run(c),
         Some(Command::Inspect(a)) => {
             logging::init(json);

@@ -59,6 +59,10 @@ pub(crate) struct ServeArgs {
     /// feed.url.
     #[arg(long)]
     feed_url: Option<String>,
+    /// Venue feeds: WebSocket URL of a second line of the same venue (A/B feeds,
+    /// arbitrated by sequence number; Coinbase). Key: feed.url_b.
+    #[arg(long)]
+    feed_url_b: Option<String>,
     /// Binance: base URL of the REST depth snapshots. Key: feed.rest_url.
     #[arg(long)]
     rest_url: Option<String>,
@@ -169,6 +173,7 @@ impl ServeArgs {
         set(&mut c.feed.seed, &self.seed);
         set(&mut c.feed.backoff_ms, &self.feed_backoff_ms);
         set(&mut c.feed.url, &self.feed_url);
+        set(&mut c.feed.url_b, &self.feed_url_b);
         set(&mut c.feed.rest_url, &self.rest_url);
         set(&mut c.feed.instruments, &self.instruments);
         set(&mut c.feed.price_scale, &self.price_scale);
@@ -196,9 +201,18 @@ impl ServeArgs {
 
     /// File, then environment, then flags; validated. Also returns notes to log.
     pub(crate) fn resolve(&self) -> anyhow::Result<(ServerConfig, Vec<String>)> {
+        self.resolve_with(|_| {})
+    }
+
+    /// Like [`ServeArgs::resolve`], with a subcommand's own flags put on top by `extra`.
+    pub(crate) fn resolve_with(
+        &self,
+        extra: impl FnOnce(&mut FileConfig),
+    ) -> anyhow::Result<(ServerConfig, Vec<String>)> {
         let loaded = FileConfig::load(self.config.as_deref(), std::env::vars())?;
         let mut c = loaded.config;
         self.apply(&mut c);
+        extra(&mut c);
         let synthetic_flags = self.symbols.is_some() || self.rate.is_some() || self.seed.is_some();
         if synthetic_flags && c.feed.kind != "synthetic" {
             return Err(tickwire_server::config::ConfigError::Invalid {
@@ -254,6 +268,7 @@ pub(crate) fn build_adapter(
         FeedChoice::Live {
             venue,
             ws_url,
+            ws_url_b,
             rest_url,
             instruments,
             price_scale,
@@ -280,6 +295,13 @@ pub(crate) fn build_adapter(
             let mut cfg = LiveConfig::new(v, ws_url, instruments);
             cfg.rest_url = rest_url.clone();
             cfg.tap = tap;
+            if let Some(b) = ws_url_b {
+                tracing::info!(venue, line_a = %ws_url, line_b = %b, "starting live feed on A/B lines");
+                return Ok(Box::new(tickwire_feeds::failover::ArbitratedAdapter::new(
+                    cfg,
+                    b.clone(),
+                )));
+            }
             tracing::info!(venue, url = %ws_url, "starting live feed");
             Ok(Box::new(LiveAdapter::new(cfg)))
         }
@@ -313,20 +335,8 @@ pub(crate) fn run(args: ServeArgs, log_json: bool) -> anyhow::Result<()> {
             tickwire_server::replay::record::spawn_flusher(r.clone());
         }
         let adapter = build_adapter(&config.feed, tap)?;
-        let engine = Engine::start(
-            vec![adapter],
-            EngineConfig {
-                book_threads: config.book_threads,
-                server_workers: config.workers,
-                backoff: Backoff {
-                    initial: config.feed_backoff,
-                    max: config.feed_backoff.max(Duration::from_secs(10)),
-                    ..Backoff::default()
-                },
-                ..EngineConfig::default()
-            },
-        )
-        .context("starting the engine")?;
+        let engine =
+            Engine::start(vec![adapter], engine_config(&config)).context("starting the engine")?;
         tickwire_server::replay::feed::attach_hub(engine.hub().clone());
         app::serve(config, engine, reloader).await
     });
@@ -337,5 +347,19 @@ pub(crate) fn run(args: ServeArgs, log_json: bool) -> anyhow::Result<()> {
         served.and(r)
     } else {
         served
+    }
+}
+
+/// The engine sizing `config` asks for.
+pub(crate) fn engine_config(config: &ServerConfig) -> EngineConfig {
+    EngineConfig {
+        book_threads: config.book_threads,
+        server_workers: config.workers,
+        backoff: Backoff {
+            initial: config.feed_backoff,
+            max: config.feed_backoff.max(Duration::from_secs(10)),
+            ..Backoff::default()
+        },
+        ..EngineConfig::default()
     }
 }
