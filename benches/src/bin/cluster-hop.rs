@@ -168,26 +168,33 @@ fn main() -> anyhow::Result<()> {
     };
     let reader = {
         let (hub, stop, measuring) = (gw_hub.clone(), stop.clone(), measuring.clone());
+        // Waits for ticks as a server worker's router does (woken by the hub), rather than
+        // spinning: on a 2-core machine a spinning reader takes a core from the very threads
+        // whose latency it measures.
         std::thread::spawn(move || {
-            let mut hist = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).unwrap();
-            let mut batch = Vec::with_capacity(1024);
-            let mut received = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                hub.try_recv_batch(worker, &mut batch, 1024);
-                if batch.is_empty() {
-                    std::thread::yield_now();
-                    continue;
-                }
-                let now = Nanos::now().get();
-                let on = measuring.load(Ordering::Relaxed);
-                for t in batch.drain(..) {
-                    if on && matches!(t.body, TickBody::Quote(_)) {
-                        received += 1;
-                        let _ = hist.record((now - t.header.ts.get()).max(1) as u64);
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .expect("reader runtime");
+            rt.block_on(async move {
+                let mut hist = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).unwrap();
+                let mut batch = Vec::with_capacity(1024);
+                let mut received = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    // Bounded wait, so the reader notices `stop` when no tick comes.
+                    let wait = hub.recv_batch(worker, &mut batch, 1024);
+                    let _ = tokio::time::timeout(Duration::from_millis(50), wait).await;
+                    let now = Nanos::now().get();
+                    let on = measuring.load(Ordering::Relaxed);
+                    for t in batch.drain(..) {
+                        if on && matches!(t.body, TickBody::Quote(_)) {
+                            received += 1;
+                            let _ = hist.record((now - t.header.ts.get()).max(1) as u64);
+                        }
                     }
                 }
-            }
-            (hist, received)
+                (hist, received)
+            })
         })
     };
     std::thread::sleep(Duration::from_secs(1));
