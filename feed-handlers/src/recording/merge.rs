@@ -5,7 +5,8 @@
 //! smallest timestamp; ties go to the input listed first, and records of one input keep their
 //! file order, so the merge is stable and deterministic. The number of inputs is small (one
 //! per venue), so a linear scan of the heads beats a heap; each step only peeks, which costs
-//! nothing for heads that are already decoded.
+//! nothing for heads that are already decoded. A single input (the common replay of one
+//! file) skips the comparison and takes the cursor's own per-record fast path.
 
 use super::reader::{Cursor, RecordRef};
 use super::RecordingError;
@@ -70,9 +71,16 @@ impl Merge {
 
     /// The next record in timestamp order. An `Err` reports a damaged block of one input
     /// (tagged with that input's index); the merge continues on the next call.
+    #[inline]
     pub fn next_ref(&mut self) -> Option<Result<MergedRecord<'_>, (usize, RecordingError)>> {
         if let Some(e) = self.pending.take() {
             return Some(Err(e));
+        }
+        if self.cursors.len() == 1 {
+            return Some(match self.cursors[0].next_ref()? {
+                Ok(record) => Ok(MergedRecord { source: 0, record }),
+                Err(e) => Err((0, e)),
+            });
         }
         let mut best: Option<(i64, usize)> = None;
         for (i, c) in self.cursors.iter_mut().enumerate() {

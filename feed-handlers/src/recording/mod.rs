@@ -21,6 +21,9 @@
 //! * [`reader`]: [`Reader`] (open, header, streams, time range, damage report) and [`Cursor`]
 //!   (iterate all records, or [`Reader::seek`] to the first record at or after a time while
 //!   reading no earlier block).
+//! * [`read_ahead`]: [`ReadAhead`](read_ahead::ReadAhead), the thread behind
+//!   [`Reader::read_ahead_cursor`] that decodes the next blocks while the current one is
+//!   read (full-speed replays of compressed files).
 //! * [`merge`]: [`Merge`], a k-way merge of several cursors in timestamp order, stable on ties,
 //!   for replaying several venues together.
 //! * [`convert`]: lossless conversion between the `../shared/real-feeds/*.raw` line format and
@@ -33,6 +36,7 @@ mod error;
 pub mod format;
 pub mod index;
 pub mod merge;
+pub mod read_ahead;
 pub mod reader;
 pub mod recorder;
 pub mod writer;

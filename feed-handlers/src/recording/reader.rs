@@ -13,6 +13,10 @@
 //!
 //! A block that fails its checksum or does not decode yields one `Err` and the cursor moves on
 //! to the next block, so one damaged block costs only its own records.
+//!
+//! [`Reader::read_ahead_cursor`] gives a cursor whose blocks are decoded by a second thread
+//! ([`super::read_ahead`]) while it walks the current one: the same records and errors, in
+//! the same order, with decompression off the consuming thread.
 
 use std::fs::File;
 use std::path::Path;
@@ -22,6 +26,7 @@ use std::sync::Arc;
 use super::format::{self, IndexEntry, RawRecord, FILE_HEADER_FIXED};
 pub use super::index::Recovery;
 use super::index::{self, read_at, Backing};
+use super::read_ahead::ReadAhead;
 use super::{Header, RecordKind, RecordingError, StreamId, StreamInfo};
 
 struct Inner {
@@ -161,6 +166,18 @@ impl Reader {
         Cursor::new(self.clone(), 0, None)
     }
 
+    /// Like [`cursor`](Reader::cursor), but its blocks are decoded ahead on a second thread
+    /// ([`ReadAhead`]): for long full-speed reads of compressed files. Falls back to a plain
+    /// cursor if the thread cannot be started.
+    pub fn read_ahead_cursor(&self) -> Cursor {
+        let mut c = self.cursor();
+        match ReadAhead::start(self.clone(), 0) {
+            Ok(ahead) => c.read_ahead = Some(ahead),
+            Err(e) => tracing::warn!(error = %e, "no read-ahead thread; reading inline"),
+        }
+        c
+    }
+
     /// A cursor positioned at the first record whose timestamp is `>= t` (ns). Blocks that end
     /// before `t` are not read.
     pub fn seek(&self, t: i64) -> Cursor {
@@ -219,12 +236,15 @@ pub struct Cursor {
     skip_before: Option<i64>,
     head: Option<RawRecord>,
     dec: Option<zstd::bulk::Decompressor<'static>>,
+    /// Decodes the following blocks on a second thread, if this cursor was made so.
+    read_ahead: Option<ReadAhead>,
     blocks_read: u64,
 }
 
 impl Cursor {
     fn new(reader: Reader, first_block: usize, skip_before: Option<i64>) -> Cursor {
         Cursor {
+            read_ahead: None,
             reader,
             next_block: first_block,
             block_offset: 0,
@@ -346,27 +366,51 @@ impl Cursor {
         self.pos = 0;
         self.prev_ts = 0;
         self.block_offset = offset;
-        let inner = &self.reader.inner;
-        let h = index::read_block(&inner.file, offset, inner.file_len, &mut self.stored)?;
-        if h.block_type != format::BlockType::Data {
-            return Err(RecordingError::MalformedBlock {
+        let res = match &mut self.read_ahead {
+            Some(ahead) => ahead.next_into(&mut self.raw),
+            None => decode_block(
+                &self.reader,
                 offset,
-                reason: "index entry does not point at a data block".into(),
-            });
-        }
-        let dec = match &mut self.dec {
-            Some(d) => d,
-            None => self.dec.insert(zstd::bulk::Decompressor::new()?),
+                &mut self.stored,
+                &mut self.raw,
+                &mut self.dec,
+            ),
         };
-        let res = index::decode_payload(&h, offset, &self.stored, &mut self.raw, dec);
         if res.is_err() {
             self.raw.clear();
         }
         res?;
         self.blocks_read += 1;
-        inner.blocks_read.fetch_add(1, Ordering::Relaxed);
+        self.reader
+            .inner
+            .blocks_read
+            .fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
+}
+
+/// Reads, checks and decompresses the data block at `offset` into `raw` (`stored` and
+/// `dec` are reusable scratch). What every cursor, read-ahead or not, does per block.
+pub(crate) fn decode_block(
+    reader: &Reader,
+    offset: u64,
+    stored: &mut Vec<u8>,
+    raw: &mut Vec<u8>,
+    dec: &mut Option<zstd::bulk::Decompressor<'static>>,
+) -> Result<(), RecordingError> {
+    let inner = &reader.inner;
+    let h = index::read_block(&inner.file, offset, inner.file_len, stored)?;
+    if h.block_type != format::BlockType::Data {
+        return Err(RecordingError::MalformedBlock {
+            offset,
+            reason: "index entry does not point at a data block".into(),
+        });
+    }
+    let dec = match dec {
+        Some(d) => d,
+        None => dec.insert(zstd::bulk::Decompressor::new()?),
+    };
+    index::decode_payload(&h, offset, stored, raw, dec)
 }
 
 impl Iterator for Cursor {

@@ -8,7 +8,11 @@
 //!
 //! It is shaped for the full-speed path: one reusable scratch copy per record (simd-json
 //! parses in place), one reusable output vector, no allocation per message beyond what the
-//! decoders' events themselves hold.
+//! decoders' events themselves hold. A recording of [`READ_AHEAD_MIN_BLOCKS`] blocks or more
+//! is read through [`Reader::read_ahead_cursor`] when there is a second core: its blocks are
+//! decompressed on another thread while this one decodes (a served replay runs on its own
+//! arbiter, so the core is there to use); small files, and one-core machines, stay on the
+//! single thread.
 //!
 //! The instruments have to be known before a replay starts (the engine builds one book per
 //! symbol up front), but venue decoders learn a symbol's decimal places from its first
@@ -204,7 +208,7 @@ impl ReplaySource {
                 })
             })
             .collect::<Result<Vec<_>, ReplayError>>()?;
-        let merge = Merge::new(readers.iter().map(Reader::cursor).collect());
+        let merge = merge_from_start(&readers);
         Ok(ReplaySource {
             readers,
             files,
@@ -271,7 +275,7 @@ impl ReplaySource {
             f.decoder = decoder_for_header(r)?;
             f.map.clear();
         }
-        self.merge = Merge::new(self.readers.iter().map(Reader::cursor).collect());
+        self.merge = merge_from_start(&self.readers);
         Ok(())
     }
 
@@ -383,6 +387,28 @@ impl ReplaySource {
             error,
         })
     }
+}
+
+/// Recordings of at least this many blocks (128 KiB of records each by default) are read
+/// with a read-ahead thread; smaller ones are over before a thread would pay for itself.
+pub const READ_AHEAD_MIN_BLOCKS: usize = 16;
+
+/// Whether `reader` is worth a read-ahead thread (see the module documentation).
+fn read_ahead_pays(reader: &Reader) -> bool {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cores > 1 && reader.blocks().len() >= READ_AHEAD_MIN_BLOCKS
+}
+
+/// A merge of every recording from its first record.
+fn merge_from_start(readers: &[Reader]) -> Merge {
+    let cursor = |r: &Reader| {
+        if read_ahead_pays(r) {
+            r.read_ahead_cursor()
+        } else {
+            r.cursor()
+        }
+    };
+    Merge::new(readers.iter().map(cursor).collect())
 }
 
 fn symbol_of(d: &Decoded) -> SymbolId {
