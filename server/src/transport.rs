@@ -150,8 +150,13 @@ impl SessionShared {
     pub fn flush_counters(&self) {
         let m = &self.metrics;
         for i in 0..OUT_CLASSES {
-            m.frames_out[i].add(self.out_frames[i].replace(0));
-            m.bytes_out[i].add(self.out_bytes[i].replace(0));
+            // Most sessions sent nothing of most classes since the last sweep: skip the
+            // shared atomics (cache lines every worker writes) when there is nothing to add.
+            let frames = self.out_frames[i].replace(0);
+            if frames != 0 {
+                m.frames_out[i].add(frames);
+                m.bytes_out[i].add(self.out_bytes[i].replace(0));
+            }
         }
         let now = self.outbox.borrow().stats();
         let before = self.reported.replace(now);
