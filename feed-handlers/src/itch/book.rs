@@ -5,7 +5,7 @@
 //! what makes tens of millions of messages per second possible. Each stock (indexed
 //! by its locate code) has two price-level vectors sorted with the best price last, like the
 //! engine's `L2Book`, holding the aggregated shares per price; an order event changes exactly
-//! the level of its price.
+//! the level of its price, and its [`Effect`] says which levels and what they hold now.
 //!
 //! The book validates what it is told: executing or cancelling an unknown order, more shares
 //! than the order has, or adding a reference twice are [`BookError`]s and leave the book
@@ -296,30 +296,39 @@ impl<const BIDS: bool> Side<BIDS> {
         })
     }
 
+    /// Adds shares at `price`; returns the level's shares after.
     #[inline]
-    fn add(&mut self, price: u32, shares: u32) {
+    fn add(&mut self, price: u32, shares: u32) -> u64 {
         match self.find(price) {
-            Ok(i) => self.levels[i].shares += shares as u64,
-            Err(i) => self.levels.insert(
-                i,
-                Level {
+            Ok(i) => {
+                self.levels[i].shares += shares as u64;
+                self.levels[i].shares
+            }
+            Err(i) => {
+                let level = Level {
                     price,
                     shares: shares as u64,
-                },
-            ),
+                };
+                self.levels.insert(i, level);
+                level.shares
+            }
         }
     }
 
-    /// Removes shares the book knows are there (the order map vouches for them).
+    /// Removes shares the book knows are there (the order map vouches for them); returns
+    /// the level's shares after (0: the level is gone).
     #[inline]
-    fn remove(&mut self, price: u32, shares: u32) {
-        if let Ok(i) = self.find(price) {
-            let l = &mut self.levels[i];
-            l.shares = l.shares.saturating_sub(shares as u64);
-            if l.shares == 0 {
-                self.levels.remove(i);
-            }
+    fn remove(&mut self, price: u32, shares: u32) -> u64 {
+        let Ok(i) = self.find(price) else {
+            return 0;
+        };
+        let l = &mut self.levels[i];
+        l.shares = l.shares.saturating_sub(shares as u64);
+        let left = l.shares;
+        if left == 0 {
+            self.levels.remove(i);
         }
+        left
     }
 }
 
@@ -333,19 +342,31 @@ pub struct StockBook {
 }
 
 impl StockBook {
+    /// Adds shares; the level as it is after.
     #[inline]
-    fn add(&mut self, side: ItchSide, price: u32, shares: u32) {
-        match side {
+    fn add(&mut self, side: ItchSide, price: u32, shares: u32) -> ChangedLevel {
+        let shares = match side {
             ItchSide::Buy => self.bids.add(price, shares),
             ItchSide::Sell => self.asks.add(price, shares),
+        };
+        ChangedLevel {
+            side,
+            price,
+            shares,
         }
     }
 
+    /// Removes shares; the level as it is after.
     #[inline]
-    fn remove(&mut self, side: ItchSide, price: u32, shares: u32) {
-        match side {
+    fn remove(&mut self, side: ItchSide, price: u32, shares: u32) -> ChangedLevel {
+        let shares = match side {
             ItchSide::Buy => self.bids.remove(price, shares),
             ItchSide::Sell => self.asks.remove(price, shares),
+        };
+        ChangedLevel {
+            side,
+            price,
+            shares,
         }
     }
 
@@ -402,14 +423,24 @@ pub struct Print {
     pub shares: u64,
 }
 
+/// A price level a message changed, as it is after the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangedLevel {
+    pub side: ItchSide,
+    pub price: u32,
+    /// Aggregated shares left at the price (0: the level is gone).
+    pub shares: u64,
+}
+
 /// What a message did: which stock's book it touched (if any) and the trade it printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Effect {
     pub book: Option<u16>,
     pub print: Option<Print>,
-    /// The price levels of `book` the message changed (side, price): one, or two for a
-    /// cancel-replace to another price. What an L2 consumer re-reads after the message.
-    pub levels: [Option<(ItchSide, u32)>; 2],
+    /// The price levels of `book` the message changed, with their size after it: one, or
+    /// two for a cancel-replace to another price. Exactly what an L2 consumer needs, handed
+    /// over so that it does not search the levels again.
+    pub levels: [Option<ChangedLevel>; 2],
 }
 
 /// The whole day's L3 book. See the module documentation.
@@ -536,11 +567,11 @@ impl L3Book {
                 if !self.orders.insert(order_ref, order) {
                     return Err(BookError::DuplicateOrder(order_ref));
                 }
-                self.stock_mut(header.locate).add(side, price, shares);
+                let level = self.stock_mut(header.locate).add(side, price, shares);
                 Ok(Effect {
                     book: Some(header.locate),
                     print: None,
-                    levels: [Some((side, price)), None],
+                    levels: [Some(level), None],
                 })
             }
             Message::OrderExecuted {
@@ -563,11 +594,11 @@ impl L3Book {
                     .orders
                     .remove(order_ref)
                     .ok_or(BookError::UnknownOrder(order_ref))?;
-                self.stock_mut(o.locate).remove(o.side, o.price, o.shares);
+                let level = self.stock_mut(o.locate).remove(o.side, o.price, o.shares);
                 Ok(Effect {
                     book: Some(o.locate),
                     print: None,
-                    levels: [Some((o.side, o.price)), None],
+                    levels: [Some(level), None],
                 })
             }
             Message::OrderReplace {
@@ -588,16 +619,18 @@ impl L3Book {
                     .remove(original_ref)
                     .ok_or(BookError::UnknownOrder(original_ref))?;
                 let book = self.stock_mut(o.locate);
-                book.remove(o.side, o.price, o.shares);
-                book.add(o.side, price, shares);
+                let old = book.remove(o.side, o.price, o.shares);
+                let new = book.add(o.side, price, shares);
                 self.orders.insert(new_ref, Order { price, shares, ..o });
+                let levels = if price == o.price {
+                    [Some(new), None]
+                } else {
+                    [Some(old), Some(new)]
+                };
                 Ok(Effect {
                     book: Some(o.locate),
                     print: None,
-                    levels: [
-                        Some((o.side, o.price)),
-                        (price != o.price).then_some((o.side, price)),
-                    ],
+                    levels,
                 })
             }
             Message::Trade {
@@ -664,7 +697,8 @@ impl L3Book {
         } else {
             self.orders.slots[i].shares -= shares;
         }
-        self.stock_mut(order.locate)
+        let level = self
+            .stock_mut(order.locate)
             .remove(order.side, order.price, shares);
         let print = match with_price {
             None => Some(order.price),
@@ -678,7 +712,7 @@ impl L3Book {
                 price,
                 shares: shares as u64,
             }),
-            levels: [Some((order.side, order.price)), None],
+            levels: [Some(level), None],
         })
     }
 }

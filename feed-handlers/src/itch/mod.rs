@@ -18,7 +18,7 @@ pub mod decoder;
 pub mod generator;
 pub mod parser;
 
-pub use book::{BookError, Effect, L3Book, Level, Print, Top};
+pub use book::{BookError, ChangedLevel, Effect, L3Book, Level, Print, Top};
 pub use decoder::ItchDecoder;
 pub use generator::{generate, GenConfig, GeneratedDay, Truth};
 pub use parser::{map_file, parse, Frames, ItchError, ItchSide, Message, Truncated};
