@@ -79,11 +79,29 @@ impl ItchDecoder {
         self.by_locate.get(locate as usize).copied().flatten()
     }
 
-    /// Decodes one packet: what [`VenueDecoder::handle`] does, on a payload it only reads
-    /// (so a replay can hand over the recording's bytes without copying them). Returns the
-    /// ITCH messages in the packet and the first error met.
+    /// [`VenueDecoder::decode`] on a payload it only reads, so that a replay can hand over
+    /// the recording's bytes where they lie instead of a writable copy.
     #[inline]
     pub fn decode_packet(
+        &mut self,
+        payload: &[u8],
+        recv_ts: Nanos,
+        out: &mut Vec<Decoded>,
+    ) -> Result<(), DecodeError> {
+        let before = out.len();
+        let (messages, result) = self.apply_packet(payload, recv_ts, out);
+        // Every output of this decoder is an event: no pass over them to count.
+        let stats = &mut self.stats;
+        stats.messages += messages;
+        stats.events += (out.len() - before) as u64;
+        stats.parse_errors += result.is_err() as u64;
+        result
+    }
+
+    /// Applies every message of a packet, pushing its events. Returns the ITCH messages in
+    /// the packet and the first error met.
+    #[inline]
+    fn apply_packet(
         &mut self,
         payload: &[u8],
         recv_ts: Nanos,
@@ -262,11 +280,10 @@ impl VenueDecoder for ItchDecoder {
         recv_ts: Nanos,
         out: &mut Vec<Decoded>,
     ) -> Result<(), DecodeError> {
-        self.decode_packet(payload, recv_ts, out).1
+        self.apply_packet(payload, recv_ts, out).1
     }
 
     /// Counts ITCH messages, not packets, as `messages` (what throughput is quoted in).
-    /// Every output of this decoder is an event, so the counting needs no pass over them.
     #[inline]
     fn decode(
         &mut self,
@@ -274,13 +291,7 @@ impl VenueDecoder for ItchDecoder {
         recv_ts: Nanos,
         out: &mut Vec<Decoded>,
     ) -> Result<(), DecodeError> {
-        let before = out.len();
-        let (messages, result) = self.decode_packet(payload, recv_ts, out);
-        let stats = &mut self.stats;
-        stats.messages += messages;
-        stats.events += (out.len() - before) as u64;
-        stats.parse_errors += result.is_err() as u64;
-        result
+        self.decode_packet(payload, recv_ts, out)
     }
 
     fn registry(&self) -> &SymbolRegistry {

@@ -9,7 +9,7 @@
 //! takes spent buffers back so that no block allocates in the steady state.
 //!
 //! Each block's result, decoded bytes or the error, is produced by the very function the
-//! single-threaded path uses ([`super::reader::decode_block`]), so a damaged block is
+//! single-threaded path uses (`reader::decode_block`), so a damaged block is
 //! reported identically, at the same point of the stream.
 //!
 //! The thread ends when its [`ReadAhead`] is dropped: the consumer's end of the channel

@@ -6,9 +6,10 @@
 //! very decoders a live session runs. The events come out with the replay's own symbol ids
 //! (one table over all files, in file order), so several venues replay side by side.
 //!
-//! It is shaped for the full-speed path: one reusable scratch copy per record (simd-json
-//! parses in place), one reusable output vector, no allocation per message beyond what the
-//! decoders' events themselves hold. A recording of [`READ_AHEAD_MIN_BLOCKS`] blocks or more
+//! It is shaped for the full-speed path: one reusable scratch copy per record for the JSON
+//! venues (simd-json parses in place; ITCH is decoded from the recording's bytes with no
+//! copy), one reusable output vector, no allocation per message beyond what the decoders'
+//! events themselves hold, and one pass over a record's outputs (replay ids, counts). A recording of [`READ_AHEAD_MIN_BLOCKS`] blocks or more
 //! is read through [`Reader::read_ahead_cursor`] when there is a second core: its blocks are
 //! decompressed on another thread while this one decodes (a served replay runs on its own
 //! arbiter, so the core is there to use); small files, and one-core machines, stay on the
@@ -28,7 +29,7 @@ use tickwire_engine::event::FeedEvent;
 use crate::itch::ItchDecoder;
 use crate::live::RawTap;
 use crate::recording::{Merge, Reader, RecordKind, RecordingError};
-use crate::venues::{decoder_for, Decoded, VenueDecoder, VENUES};
+use crate::venues::{decoder_for, DecodeError, Decoded, VenueDecoder, VENUES};
 
 /// Why a replay cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -69,17 +70,27 @@ pub fn session_open(reader: &Reader) -> Option<i64> {
 
 /// The decoder a recording's header asks for.
 pub fn decoder_for_header(reader: &Reader) -> Result<Box<dyn VenueDecoder + Send>, ReplayError> {
-    let h = reader.header();
-    if h.adapter == "itch" {
-        let midnight = h
-            .metadata
-            .iter()
-            .find(|(k, _)| k == ITCH_MIDNIGHT_KEY)
-            .and_then(|(_, v)| v.parse().ok())
-            .unwrap_or(h.start_ns - h.start_ns.rem_euclid(86_400_000_000_000));
+    if let Some(midnight) = itch_midnight(reader) {
         return Ok(Box::new(ItchDecoder::new(midnight)));
     }
-    decoder_for(&h.adapter).ok_or_else(|| ReplayError::UnknownAdapter(h.adapter.clone()))
+    let adapter = &reader.header().adapter;
+    decoder_for(adapter).ok_or_else(|| ReplayError::UnknownAdapter(adapter.clone()))
+}
+
+/// For an ITCH recording, the midnight its timestamps count from (from the header, else the
+/// UTC midnight before its start); `None` for other adapters.
+fn itch_midnight(reader: &Reader) -> Option<i64> {
+    let h = reader.header();
+    if h.adapter != "itch" {
+        return None;
+    }
+    let midnight = h
+        .metadata
+        .iter()
+        .find(|(k, _)| k == ITCH_MIDNIGHT_KEY)
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(h.start_ns - h.start_ns.rem_euclid(86_400_000_000_000));
+    Some(midnight)
 }
 
 /// The instruments of a recording, as its decoder defines them (see the module docs).
@@ -143,9 +154,59 @@ pub struct SourceStats {
 }
 
 struct FileState {
-    decoder: Box<dyn VenueDecoder + Send>,
+    decoder: FileDecoder,
     /// Decoder symbol id → replay symbol id (`None`: not replayed).
     map: Vec<Option<SymbolId>>,
+}
+
+/// A recording's decoder. ITCH is kept as its own type: it reads a record's bytes where
+/// they lie, while the venue decoders parse JSON in place and need a writable copy.
+enum FileDecoder {
+    Itch(Box<ItchDecoder>),
+    Venue(Box<dyn VenueDecoder + Send>),
+}
+
+impl FileDecoder {
+    fn for_header(reader: &Reader) -> Result<FileDecoder, ReplayError> {
+        Ok(match itch_midnight(reader) {
+            Some(midnight) => FileDecoder::Itch(Box::new(ItchDecoder::new(midnight))),
+            None => FileDecoder::Venue(decoder_for_header(reader)?),
+        })
+    }
+
+    fn as_dyn(&self) -> &dyn VenueDecoder {
+        match self {
+            FileDecoder::Itch(d) => d.as_ref(),
+            FileDecoder::Venue(d) => d.as_ref(),
+        }
+    }
+
+    /// Decodes one record's payload into `out`; `scratch` is the reusable writable copy.
+    #[inline]
+    fn decode(
+        &mut self,
+        kind: RecordKind,
+        url: &str,
+        payload: &[u8],
+        ts: Nanos,
+        scratch: &mut Vec<u8>,
+        out: &mut Vec<Decoded>,
+    ) -> Result<(), DecodeError> {
+        if let (FileDecoder::Itch(d), RecordKind::Received) = (&mut *self, kind) {
+            return d.decode_packet(payload, ts, out);
+        }
+        let decoder: &mut dyn VenueDecoder = match self {
+            FileDecoder::Itch(d) => d.as_mut(),
+            FileDecoder::Venue(d) => d.as_mut(),
+        };
+        scratch.clear();
+        scratch.extend_from_slice(payload);
+        match kind {
+            RecordKind::Received => decoder.decode(scratch, ts, out),
+            RecordKind::HttpResponse => decoder.decode_http(url, scratch, ts, out),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// See the module documentation.
@@ -203,7 +264,7 @@ impl ReplaySource {
             .iter()
             .map(|r| {
                 Ok(FileState {
-                    decoder: decoder_for_header(r)?,
+                    decoder: FileDecoder::for_header(r)?,
                     map: Vec::new(),
                 })
             })
@@ -250,7 +311,7 @@ impl ReplaySource {
 
     /// The decoder of recording `i` (its counters: checksums verified, gaps, ...).
     pub fn decoder(&self, i: usize) -> &dyn VenueDecoder {
-        self.files[i].decoder.as_ref()
+        self.files[i].decoder.as_dyn()
     }
 
     /// When set, every event's `recv_ts` becomes the moment it was decoded (a served
@@ -272,7 +333,7 @@ impl ReplaySource {
     /// Back to the first record, with fresh decoders (as a new live session would start).
     pub fn reset(&mut self) -> Result<(), ReplayError> {
         for (f, r) in self.files.iter_mut().zip(&self.readers) {
-            f.decoder = decoder_for_header(r)?;
+            f.decoder = FileDecoder::for_header(r)?;
             f.map.clear();
         }
         self.merge = merge_from_start(&self.readers);
@@ -306,79 +367,41 @@ impl ReplaySource {
         };
         self.stats.records += 1;
         let (source, r) = (rec.source, rec.record);
-        let url = match r.kind {
-            RecordKind::HttpResponse | RecordKind::Received => self.readers[source]
+        // The stream's URL is for HTTP responses' decoding and for a tap; received
+        // messages decode without it, so the full-speed path skips the lookup.
+        let needs_url =
+            r.kind == RecordKind::HttpResponse || (tap.is_some() && r.kind == RecordKind::Received);
+        let url = match needs_url {
+            true => self.readers[source]
                 .stream(r.stream)
                 .map_or("", |s| s.url.as_str()),
-            _ => "",
+            false => "",
         };
         if let Some(t) = tap {
             t.raw(r.kind, url, Nanos::now(), r.payload);
         }
         let ts = r.ts;
         let file = &mut self.files[source];
-        let result = match r.kind {
-            RecordKind::Received | RecordKind::HttpResponse => {
-                self.scratch.clear();
-                self.scratch.extend_from_slice(r.payload);
-                if r.kind == RecordKind::Received {
-                    file.decoder
-                        .decode(&mut self.scratch, Nanos(ts), &mut self.out)
-                } else {
-                    file.decoder
-                        .decode_http(url, &mut self.scratch, Nanos(ts), &mut self.out)
-                }
-            }
-            _ => Ok(()),
-        };
+        let result = file.decoder.decode(
+            r.kind,
+            url,
+            r.payload,
+            Nanos(ts),
+            &mut self.scratch,
+            &mut self.out,
+        );
         let error = result.err().map(|e| {
             self.stats.decode_errors += 1;
             StepError::Decode(e.to_string())
         });
         if !self.out.is_empty() {
-            let now = if self.restamp {
-                Some(Nanos::now())
-            } else {
-                None
-            };
-            let (by_name, instruments) = (&self.by_name, &self.instruments);
-            let decoder = file.decoder.as_ref();
-            let map = &mut file.map;
-            self.out.retain_mut(|d| {
-                let id = symbol_of(d);
-                let i = id.index();
-                if map.len() <= i {
-                    map.resize(i + 1, None);
-                }
-                let global = match map[i] {
-                    Some(g) => g,
-                    None => {
-                        let Some(ins) = decoder.registry().get(id) else {
-                            return false;
-                        };
-                        let Some(&g) = by_name.get(&ins.symbol) else {
-                            return false;
-                        };
-                        // Scales come from the same first message, so they agree; a
-                        // symbol whose scales do not is not replayed rather than garbled.
-                        let known = &instruments[g.index()];
-                        if (known.price_scale, known.size_scale)
-                            != (ins.price_scale, ins.size_scale)
-                        {
-                            return false;
-                        }
-                        map[i] = Some(g);
-                        g
-                    }
-                };
-                set_symbol(d, global, now);
-                true
-            });
-            self.stats.events += self
-                .out
-                .iter()
-                .filter(|d| matches!(d, Decoded::Event(_)))
-                .count() as u64;
+            self.stats.events += to_replay_ids(
+                &mut self.out,
+                file,
+                &self.by_name,
+                &self.instruments,
+                self.restamp,
+            );
         }
         Some(Step {
             ts,
@@ -409,6 +432,52 @@ fn merge_from_start(readers: &[Reader]) -> Merge {
         }
     };
     Merge::new(readers.iter().map(cursor).collect())
+}
+
+/// Gives `out`'s outputs the replay's symbol ids (and, when restamping, the current time as
+/// `recv_ts`), dropping those of symbols not replayed. Returns how many events remain.
+#[inline]
+fn to_replay_ids(
+    out: &mut Vec<Decoded>,
+    file: &mut FileState,
+    by_name: &HashMap<String, SymbolId>,
+    instruments: &[Instrument],
+    restamp: bool,
+) -> u64 {
+    let now = restamp.then(Nanos::now);
+    let decoder = file.decoder.as_dyn();
+    let map = &mut file.map;
+    let mut events = 0;
+    out.retain_mut(|d| {
+        let id = symbol_of(d);
+        let i = id.index();
+        if map.len() <= i {
+            map.resize(i + 1, None);
+        }
+        let global = match map[i] {
+            Some(g) => g,
+            None => {
+                let Some(ins) = decoder.registry().get(id) else {
+                    return false;
+                };
+                let Some(&g) = by_name.get(&ins.symbol) else {
+                    return false;
+                };
+                // Scales come from the same first message, so they agree; a symbol whose
+                // scales do not is not replayed rather than garbled.
+                let known = &instruments[g.index()];
+                if (known.price_scale, known.size_scale) != (ins.price_scale, ins.size_scale) {
+                    return false;
+                }
+                map[i] = Some(g);
+                g
+            }
+        };
+        set_symbol(d, global, now);
+        events += matches!(d, Decoded::Event(_)) as u64;
+        true
+    });
+    events
 }
 
 fn symbol_of(d: &Decoded) -> SymbolId {
