@@ -1,6 +1,7 @@
-//! Full-speed replay through adapter and books, one core: `ReplaySource` (recording read,
-//! k-way merge, the venue's own decoder) plus the replay's L2 books (`LocalBooks`, the
-//! same book code as the engine's book actors).
+//! Full-speed replay through adapter and books: `ReplaySource` (recording read, k-way
+//! merge, the venue's own decoder) plus the replay's L2 books (`LocalBooks`, the same book
+//! code as the engine's book actors), on one thread, with the recordings' blocks
+//! decompressed ahead on a second one (as a served replay does; see `ReplaySource`).
 //!
 //! * `replay/coinbase-json`: the recorded Coinbase feed (level2, ticker, matches) converted
 //!   to a recording and repeated 10x (99,500 JSON messages). Target >= 1 M msgs/s.
