@@ -10,7 +10,7 @@ use tickwire_engine::domain::Nanos;
 use tickwire_engine::Engine;
 use tickwire_server::app;
 use tickwire_server::cluster::engine_role::ClusterEngine;
-use tickwire_server::config::FileConfig;
+use tickwire_server::config::{FileConfig, ServerConfig};
 use tickwire_server::reload::Reloader;
 
 use super::serve::{build_adapter, engine_config, ServeArgs};
@@ -72,27 +72,39 @@ impl ClusterArgs {
     }
 }
 
+/// The flags of a cluster role (`engine`, `gateway`): `serve`'s, plus the `[cluster]` ones.
 #[derive(Args, Clone, Default)]
-pub(crate) struct EngineArgs {
+pub(crate) struct ClusterRoleArgs {
     #[command(flatten)]
     serve: ServeArgs,
     #[command(flatten)]
     cluster: ClusterArgs,
 }
 
-pub(crate) fn run(args: EngineArgs, log_json: bool) -> anyhow::Result<()> {
-    let (config, notes) = args.serve.resolve_with(|c| args.cluster.apply(c))?;
-    let reload_args = args.clone();
-    let reloader = Reloader::new(Box::new(move || {
-        Ok(reload_args
-            .serve
-            .resolve_with(|c| reload_args.cluster.apply(c))?
-            .0)
-    }));
-    super::logging::init(log_json || config.log_json);
-    for n in notes {
-        tracing::warn!("{n}");
+impl ClusterRoleArgs {
+    /// Resolves the configuration (file, environment, flags), builds the reloader that
+    /// resolves it again on SIGHUP, and starts logging.
+    pub(crate) fn start(
+        &self,
+        log_json: bool,
+    ) -> anyhow::Result<(ServerConfig, std::sync::Arc<Reloader>)> {
+        let (config, notes) = self.serve.resolve_with(|c| self.cluster.apply(c))?;
+        let again = self.clone();
+        let reloader = Reloader::new(Box::new(move || {
+            Ok(again.serve.resolve_with(|c| again.cluster.apply(c))?.0)
+        }));
+        super::logging::init(log_json || config.log_json);
+        for n in notes {
+            tracing::warn!("{n}");
+        }
+        Ok((config, reloader))
     }
+}
+
+pub(crate) type EngineArgs = ClusterRoleArgs;
+
+pub(crate) fn run(args: EngineArgs, log_json: bool) -> anyhow::Result<()> {
+    let (config, reloader) = args.start(log_json)?;
     let system = actix_rt::System::new();
     system.block_on(async move {
         let adapter = build_adapter(&config.feed, None)?;
