@@ -116,35 +116,44 @@ fn record_through_simulator_with(
 fn recordings_of_the_simulator_inspect_like_the_original_files() {
     let dir = std::env::temp_dir().join(format!("tickwire-record-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    const KRAKEN_PAIRS: &str =
+        "WAVES/EUR,XMR/USD,KSM/XBT,GRT/ETH,SC/EUR,ETH/CHF,OCEAN/XBT,OMG/USD,XBT/CHF,ADA/XBT";
+    // (venue, file, instruments, fewest events the original must yield: the short Kraken
+    // trade and ticker captures hold 10 trades and 18 quotes)
     let cases = [
         (
             "kraken",
             "kraken-2021-04-17-book.raw",
             "XMR/USD,WAVES/EUR,ETH/CHF,SC/EUR",
+            100,
         ),
+        ("kraken", "kraken-2021-04-17-trade.raw", KRAKEN_PAIRS, 10),
+        ("kraken", "kraken-2021-04-17-ticker.raw", KRAKEN_PAIRS, 18),
         (
             "okx",
             "okx-2022-05-13-books-tickers-trades.raw",
             "BTC-USD-220527,UNI-USD-SWAP,BTC-USDT",
+            100,
         ),
         (
             "coinbase",
             "coinbase-2021-04-17-level2-ticker-matches.raw",
             "SKL-USD,SKL-BTC,BAND-GBP,NMR-EUR,BAND-BTC,YFI-BTC,DASH-BTC,NU-GBP,CRV-EUR,SKL-GBP",
+            100,
         ),
     ];
-    for (venue, name, instruments) in cases {
+    for (venue, name, instruments, fewest) in cases {
         let original = feed(name);
-        let recording = dir.join(format!("{venue}.twrec"));
+        let recording = dir.join(format!("{name}.twrec"));
         record_through_simulator(venue, &original, instruments, &recording);
         let (want, want_summary) = inspect(venue, &original);
         let (got, got_summary) = inspect(venue, &recording);
-        assert!(want.len() > 100, "{venue}: only {} events", want.len());
-        assert_eq!(got.len(), want.len(), "{venue}: event count");
+        assert!(want.len() >= fewest, "{name}: only {} events", want.len());
+        assert_eq!(got.len(), want.len(), "{name}: event count");
         for (i, (g, w)) in got.iter().zip(&want).enumerate() {
             assert!(
                 g == w,
-                "{venue}: event {i} differs:\n got {g:.300}\nwant {w:.300}"
+                "{name}: event {i} differs:\n got {g:.300}\nwant {w:.300}"
             );
         }
         for k in [
@@ -156,10 +165,10 @@ fn recordings_of_the_simulator_inspect_like_the_original_files() {
             "resyncs",
             "parse_errors",
         ] {
-            assert_eq!(got_summary[k], want_summary[k], "{venue}: summary {k}");
+            assert_eq!(got_summary[k], want_summary[k], "{name}: summary {k}");
         }
         eprintln!(
-            "{venue}: {} events, {} checksums verified, identical",
+            "{name}: {} events, {} checksums verified, identical",
             got.len(),
             got_summary["checksums_verified"]
         );
