@@ -114,6 +114,14 @@ fn cases() -> Vec<(String, &'static str, Value)> {
             "unknown_symbol",
             json!("s-16"),
         ),
+        (sub(r#","depth":10.5"#), "bad_request", json!(20)),
+        (r#"{"op":null,"id":17}"#.into(), "bad_request", json!(17)),
+        // Nesting deep enough to exhaust a recursive parser's stack, within the 64 KiB limit.
+        (
+            format!("{}{}", "[".repeat(30_000), "]".repeat(30_000)),
+            "bad_request",
+            Value::Null,
+        ),
     ]
 }
 
@@ -123,7 +131,7 @@ async fn every_malformed_message_gets_its_error_and_the_session_survives() {
     let mut c = Client::connect(&server).await;
     c.send(subscribe(100, &["SYM0002"], &["quote"])).await;
     let cases = cases();
-    assert!(cases.len() >= 20);
+    assert!(cases.len() >= 30);
     for (i, (text, code, id)) in cases.iter().enumerate() {
         c.send_raw(Message::text(text.clone())).await;
         let err = c
