@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use actix::prelude::*;
+use smallvec::SmallVec;
 
 use crate::adapter::FeedCommand;
 use crate::book::{Coalescer, L2Book, Level};
@@ -144,6 +145,11 @@ impl BookActor {
     }
 
     fn publish(&self, header: TickHeader, body: TickBody, json: bytes::Bytes) {
+        self.hub.publish(self.tick(header, body, json));
+    }
+
+    /// A tick with its frames in every encoding some session uses.
+    fn tick(&self, header: TickHeader, body: TickBody, json: bytes::Bytes) -> Arc<Tick> {
         self.stats.ticks.fetch_add(1, Ordering::Relaxed);
         let mut frames: [bytes::Bytes; Encoding::COUNT] = Default::default();
         if !json.is_empty() {
@@ -173,11 +179,11 @@ impl BookActor {
             }
         }
         frames[0] = json;
-        self.hub.publish(Arc::new(Tick {
+        Arc::new(Tick {
             header,
             body,
             frames,
-        }));
+        })
     }
 
     fn set_state(&mut self, state: FeedState, reason: &str) {
@@ -219,10 +225,13 @@ impl BookActor {
             self.stats.crossed.fetch_add(1, Ordering::Relaxed);
         }
         let out = self.coalescer.finish(&self.book, MAX_DEPTH);
+        // Published together: the quote and the book of one upstream message reach each
+        // worker in one wake-up (see `Hub::publish_all`).
+        let mut ticks: SmallVec<[Arc<Tick>; 2]> = SmallVec::new();
         if let Some(top) = out.quote {
             let h = self.header(Channel::Quote, ts, recv_ts);
             let frame = self.encoder().quote(&h, &top);
-            self.publish(h, TickBody::Quote(top), frame);
+            ticks.push(self.tick(h, TickBody::Quote(top), frame));
         }
         if out.depth_changed {
             let h = self.header(Channel::Book, ts, recv_ts);
@@ -230,8 +239,9 @@ impl BookActor {
                 bids: top_levels(&self.book, crate::domain::Side::Buy),
                 asks: top_levels(&self.book, crate::domain::Side::Sell),
             };
-            self.publish(h, TickBody::Book(levels), bytes::Bytes::new());
+            ticks.push(self.tick(h, TickBody::Book(levels), bytes::Bytes::new()));
         }
+        self.hub.publish_all(ticks);
     }
 
     fn apply(&mut self, event: FeedEvent) {

@@ -196,6 +196,26 @@ impl Hub {
 
     /// Publishes a tick to every worker with subscribers of its symbol.
     pub fn publish(&self, tick: Arc<Tick>) {
+        let woken = self.enqueue(tick);
+        self.wake(woken);
+    }
+
+    /// Publishes several ticks (what one upstream message produced: a quote and a book,
+    /// say), waking each interested worker once, after all of them are queued. The worker's
+    /// router then takes them in one batch, and each session writes them with one system
+    /// call; woken per tick, a worker on the same core as the publisher would preempt it and
+    /// deliver the quote alone before the book tick is even queued.
+    pub fn publish_all(&self, ticks: impl IntoIterator<Item = Arc<Tick>>) {
+        let mut woken = 0;
+        for tick in ticks {
+            woken |= self.enqueue(tick);
+        }
+        self.wake(woken);
+    }
+
+    /// Stores the tick's last value and queues it for every interested worker; returns the
+    /// mask of those workers, to be woken.
+    fn enqueue(&self, tick: Arc<Tick>) -> u64 {
         let slot = &self.slots[tick.header.symbol.index()];
         match tick.body {
             TickBody::Quote(_) => slot.last_quote.store(Some(tick.clone())),
@@ -207,12 +227,14 @@ impl Hub {
         // Pairs with the fence in `add_interest`: either we see the new subscriber's bit, or
         // it sees the value we just stored.
         fence(Ordering::SeqCst);
-        let mut mask = slot.interest.load(Ordering::Relaxed);
+        let interested = slot.interest.load(Ordering::Relaxed);
+        let mut mask = interested;
         while mask != 0 {
             let w = mask.trailing_zeros() as usize;
             mask &= mask - 1;
             self.push_to(w, tick.clone());
         }
+        interested
     }
 
     fn push_to(&self, worker: usize, tick: Arc<Tick>) {
@@ -221,8 +243,18 @@ impl Hub {
             self.stats.worker_overflows.fetch_add(1, Ordering::Relaxed);
             inbox.overflowed.store(true, Ordering::Release);
         }
-        if !inbox.scheduled.swap(true, Ordering::AcqRel) {
-            inbox.waker.wake();
+    }
+
+    /// Wakes the routers of the workers in `mask` (once per batch: `scheduled` stays set
+    /// until the router has looked at its queue).
+    fn wake(&self, mut mask: u64) {
+        while mask != 0 {
+            let w = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            let inbox = &self.workers[w];
+            if !inbox.scheduled.swap(true, Ordering::AcqRel) {
+                inbox.waker.wake();
+            }
         }
     }
 
