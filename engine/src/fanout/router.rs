@@ -480,12 +480,19 @@ impl Router {
     /// Spawn it once per worker thread on that thread's local executor.
     pub async fn run(router: Rc<RefCell<Router>>) {
         const BATCH: usize = 1024;
+        // Full batches dispatched before the sessions get the thread back. Dispatching is
+        // cheap next to writing, and a tick dispatched late is work wasted (conflation
+        // would have replaced it): with one batch per turn, a saturated worker whose 1,000
+        // sessions take ~25 ms a round could fall behind its queue for good (W2 did, one run
+        // in six, ending in a second of lag and an overflowed queue).
+        const BATCHES_PER_TURN: u32 = 4;
         let (hub, worker) = {
             let r = router.borrow();
             (r.hub.clone(), r.worker)
         };
         let mut batch = Vec::with_capacity(BATCH);
         let mut resync_pending = false;
+        let mut full_batches = 0;
         loop {
             resync_pending |= hub.recv_batch(worker, &mut batch, BATCH).await;
             let full = batch.len() == BATCH;
@@ -504,8 +511,10 @@ impl Router {
                     resync_pending = false;
                 }
             }
-            if full {
+            full_batches = if full { full_batches + 1 } else { 0 };
+            if full_batches == BATCHES_PER_TURN {
                 // Let sessions write before taking the next batch.
+                full_batches = 0;
                 tokio::task::yield_now().await;
             }
         }
