@@ -42,6 +42,11 @@ const INVALID: &[(&str, &str, &str)] = &[
     ),
     ("unknown table", "[sesion]\nmax_lag_ms = 5\n", "sesion"),
     (
+        "sweep too often for its ten slices",
+        "[session]\nsweep_interval_ms = 5\n",
+        "session.sweep_interval_ms",
+    ),
+    (
         "unknown key in a table",
         "[session]\nmax_lag = 5\n",
         "session.max_lag",
