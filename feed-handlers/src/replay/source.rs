@@ -9,8 +9,8 @@
 //! It is shaped for the full-speed path: one reusable scratch copy per record for the JSON
 //! venues (simd-json parses in place; ITCH is decoded from the recording's bytes with no
 //! copy), one reusable output vector, no allocation per message beyond what the decoders'
-//! events themselves hold, and one pass over a record's outputs (replay ids, counts). A recording of [`READ_AHEAD_MIN_BLOCKS`] blocks or more
-//! is read through [`Reader::read_ahead_cursor`] when there is a second core: its blocks are
+//! events themselves hold, and one pass over a record's outputs (replay ids, counts). A
+//! recording of [`READ_AHEAD_MIN_BLOCKS`] blocks or more is read through [`Reader::read_ahead_cursor`] when there is a second core: its blocks are
 //! decompressed on another thread while this one decodes (a served replay runs on its own
 //! arbiter, so the core is there to use); small files, and one-core machines, stay on the
 //! single thread.

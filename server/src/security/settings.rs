@@ -2,8 +2,8 @@
 //! `[[auth.users]]`, `[origin]`, `[limits]`), their validation (every error names its key),
 //! and the [`SecurityConfig`] the server runs with.
 //!
-//! They live here rather than in `config.rs` so that the security subsystem owns its own
-//! keys; `config.rs` only embeds the sections and calls [`validate`] and
+//! They live here rather than in `config/` so that the security subsystem owns its own
+//! keys; `config/` only embeds the sections and calls [`validate`] and
 //! [`SecurityConfig::from_sections`].
 
 use std::sync::Arc;
