@@ -15,7 +15,7 @@
 //! configured rate; the market keeps its state across sessions, like an exchange does while a
 //! feed handler reconnects.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::future::LocalBoxFuture;
 use futures_util::FutureExt;
@@ -329,13 +329,16 @@ impl SyntheticAdapter {
             self.emit_snapshot_as(io, local, *id);
         }
         let rate = self.config.rate.max(0.0);
-        let start = Instant::now();
         let mut done: u64 = 0;
         // Never burst more than 10 ms worth of events after a stall: the simulated exchange
         // drops the backlog instead of flooding, as pacing is part of what it simulates.
         let max_burst = ((rate / 100.0) as u64).max(1);
         let mut ticker = tokio::time::interval(Duration::from_millis(1));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        // Events due are counted from the ticks' scheduled instants, not from when the timer
+        // happened to wake: at 1,000/s every tick then carries exactly one event, where
+        // wake-up jitter around a millisecond boundary would make it zero, then two.
+        let start = ticker.tick().await;
         let mut events = Vec::with_capacity(64);
         loop {
             tokio::select! {
@@ -346,8 +349,8 @@ impl SyntheticAdapter {
                         }
                     }
                 },
-                _ = ticker.tick() => {
-                    let due = (start.elapsed().as_secs_f64() * rate) as u64;
+                scheduled = ticker.tick() => {
+                    let due = ((scheduled - start).as_secs_f64() * rate).round() as u64;
                     if due > done + max_burst {
                         done = due - max_burst;
                     }
