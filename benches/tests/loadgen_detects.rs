@@ -222,6 +222,30 @@ fn counts_one_dropped_trade_as_a_gap_and_a_dropped_quote_as_conflation() {
 }
 
 #[test]
+fn busy_polling_generator_detects_the_same_gaps_and_reports_its_work() {
+    let addr = start_server(Behavior {
+        drop_trade: Some(10),
+        rounds: 40,
+        interval: Duration::from_millis(5),
+        ..Default::default()
+    });
+    let r = run_scenario(Scenario {
+        busy_poll: true,
+        ..scenario(addr, 3, 0, 1.5)
+    });
+    assert_eq!(r.conns.fully_subscribed, 3, "{r:?}");
+    assert_eq!(r.run.chan_missing[1], 6, "trade gaps: {:?}", r.run);
+    assert_eq!(r.run.msgs[1], 3 * 2 * 39);
+    // Polling threads show a full core each; the time spent on data is what they report.
+    assert!(r.run.handling_ns > 0, "{:?}", r.run);
+    assert!(
+        (r.run.handling_ns as f64) < r.measured_s * 1e9 * f64::from(r.generator_threads),
+        "{:?}",
+        r.run
+    );
+}
+
+#[test]
 fn clean_stream_reports_no_gaps() {
     let addr = start_server(Behavior {
         rounds: 30,

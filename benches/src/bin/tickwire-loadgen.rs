@@ -90,6 +90,9 @@ struct Overrides {
     duration: Option<f64>,
     #[arg(long)]
     threads: Option<u32>,
+    /// Poll sockets without sleeping (see the scenario's `busy_poll`).
+    #[arg(long)]
+    busy_poll: bool,
     #[arg(long)]
     source_addrs: Option<u32>,
     /// Server pid for RSS/CPU (default: the process listening on the URL's port).
@@ -141,6 +144,9 @@ impl Overrides {
         set!(duration_s, self.duration);
         set!(threads, self.threads);
         set!(source_addrs, self.source_addrs);
+        if self.busy_poll {
+            s.busy_poll = true;
+        }
         if let Some(n) = self.symbols {
             s.server.symbols = n;
         }

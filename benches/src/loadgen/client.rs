@@ -258,6 +258,7 @@ async fn run_healthy(ctx: &mut ClientCtx, mut ws: WsConn, n_reqs: u64) {
                 }
             })
             .await;
+        delta.c.handling_ns = (now_ns() - now).max(0) as u64;
         let measuring = ctx.shared.measuring.load(Ordering::Relaxed);
         let newly_subscribed = acks_before < n_reqs && acks >= n_reqs;
         with_stats(ctx, |s| {

@@ -204,8 +204,12 @@ pub fn summary(r: &RunResult) -> String {
     }
     let _ = writeln!(
         s,
-        "load generator: CPU mean {:.0}% max {:.0}% over {} threads (100% = one core)",
-        r.loadgen_cpu_pct_mean, r.loadgen_cpu_pct_max, r.generator_threads
+        "load generator: CPU mean {:.0}% max {:.0}% over {} threads (100% = one core){}; handling received data {:.0}% of one core",
+        r.loadgen_cpu_pct_mean,
+        r.loadgen_cpu_pct_max,
+        r.generator_threads,
+        if r.scenario.busy_poll { ", busy-polling" } else { "" },
+        r.window.handling_ns as f64 / 1e7 / r.measured_s.max(1e-9)
     );
     if !r.series.is_empty() {
         let n = r

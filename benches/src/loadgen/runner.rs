@@ -157,6 +157,7 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, RunError> {
             stats: stats.clone(),
             stop: stop_rx.clone(),
         };
+        let busy_poll = sc.busy_poll;
         let h = std::thread::Builder::new()
             .name(format!("loadgen-{i}"))
             .spawn(move || {
@@ -165,6 +166,16 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, RunError> {
                     .build()
                     .expect("tokio runtime");
                 rt.block_on(async move {
+                    if busy_poll {
+                        // Always runnable: the runtime never parks, so every turn polls
+                        // the sockets without waiting (yield_now defers this task until
+                        // the I/O driver has been polled).
+                        tokio::spawn(async {
+                            loop {
+                                tokio::task::yield_now().await;
+                            }
+                        });
+                    }
                     let mut set = tokio::task::JoinSet::new();
                     while let Some(sp) = rx.recv().await {
                         set.spawn(run_client(ctx.clone(), sp.symbols, sp.src, sp.stalled));

@@ -48,6 +48,10 @@ pub struct Counters {
     pub negative_latency: u64,
     /// Messages without `recv_ts` or `symbol` on a market-data channel.
     pub missing_fields: u64,
+    /// Nanoseconds the generator spent handling what its reads returned (read, parse,
+    /// account): its real work, which its CPU figure hides when it busy-polls.
+    #[serde(default)]
+    pub handling_ns: u64,
 }
 
 impl Counters {
@@ -69,6 +73,7 @@ impl Counters {
         self.parse_errors += o.parse_errors;
         self.negative_latency += o.negative_latency;
         self.missing_fields += o.missing_fields;
+        self.handling_ns += o.handling_ns;
     }
 
     pub fn market_msgs(&self) -> u64 {
