@@ -12,6 +12,11 @@
 //! draining, each session is closed 1001 "going away" as soon as its queued output has been
 //! written (or after `shutdown_flush`, whichever is first).
 //!
+//! Pings ride along with the session's next data write instead of costing a system call
+//! each (10,000 sessions pinged every 15 s were 670 extra writes a second, each stalling the
+//! worker's deliveries for its duration); a ping no data has carried out by the session's
+//! next visit is sent on its own then, one `sweep_interval` late at most.
+//!
 //! The sweep runs on the same thread as the router, so while it runs no tick is delivered.
 //! It therefore visits the sessions in [`SWEEP_SLICES`] slices, one slice per
 //! `sweep_interval / SWEEP_SLICES`: every session is still seen once per `sweep_interval`,
@@ -188,6 +193,8 @@ fn sweep_slice(w: &Worker, slice: usize, ping: &bytes::Bytes) {
         .is_some_and(|t| now.duration_since(t) >= limits.shutdown_flush);
     for s in w.sessions.borrow()[slice].values() {
         let mut outbox = s.outbox.borrow_mut();
+        // A ping queued at the previous visit that no data write has carried out yet.
+        outbox.wake_if_pending();
         if outbox.closing().is_none() {
             if draining && (outbox.queued_bytes() == 0 || flush_over) {
                 outbox.close(CloseReason::GOING_AWAY);
@@ -197,7 +204,7 @@ fn sweep_slice(w: &Worker, slice: usize, ping: &bytes::Bytes) {
                 outbox.close(CloseReason::HEARTBEAT_TIMEOUT);
             } else if now.duration_since(s.last_ping.get()) >= limits.ping_interval {
                 s.last_ping.set(now);
-                outbox.push_event(ping.clone());
+                outbox.piggyback(ping.clone());
             }
         }
         if let Some(reason) = outbox.closing() {

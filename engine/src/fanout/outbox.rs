@@ -323,6 +323,27 @@ impl Outbox {
         Offer::Queued
     }
 
+    /// Queues an event frame without waking the transport: it leaves with the session's next
+    /// write, so a busy session pays no system call of its own for it. For frames that may
+    /// wait (heartbeat pings); the owner calls [`wake_if_pending`](Self::wake_if_pending)
+    /// later so it also leaves when no other output comes.
+    pub fn piggyback(&mut self, frame: Bytes) -> Offer {
+        if self.closing.is_some() {
+            return Offer::Closed;
+        }
+        self.queued_bytes += frame.len();
+        self.frames.push_back(frame);
+        self.entries.push_back(Entry::Frame);
+        Offer::Queued
+    }
+
+    /// Wakes the transport if anything waits to be sent (piggybacked frames included).
+    pub fn wake_if_pending(&mut self) {
+        if self.has_pending() {
+            self.wake();
+        }
+    }
+
     /// Starts closing: pending output is discarded and only the close frame remains to send.
     /// The first reason wins.
     pub fn close(&mut self, reason: CloseReason) {
@@ -535,6 +556,47 @@ mod tests {
         assert_eq!(drain(&mut o), vec!["t1", "q2", "t2"]);
         assert_eq!(o.stats().conflated, 1);
         assert_eq!(o.queued_bytes(), 0);
+    }
+
+    /// Counts wake-ups.
+    struct CountWake(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for CountWake {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn piggybacked_frames_wait_for_the_next_write_or_an_explicit_wake() {
+        let count = std::sync::Arc::new(CountWake(Default::default()));
+        let waker = Waker::from(count.clone());
+        let wakes = || count.0.load(std::sync::atomic::Ordering::Relaxed);
+        let mut o = Outbox::new(limits());
+        assert_eq!(o.next_frame(&waker), None, "registers the waker");
+        o.piggyback(Bytes::from_static(b"ping"));
+        assert_eq!(wakes(), 0, "a piggybacked frame does not wake");
+        o.push_event(Bytes::from_static(b"t1"));
+        assert_eq!(wakes(), 1);
+        assert_eq!(
+            drain(&mut o),
+            vec!["ping", "t1"],
+            "it leaves with the next write"
+        );
+
+        assert_eq!(o.next_frame(&waker), None);
+        o.piggyback(Bytes::from_static(b"ping"));
+        assert_eq!(wakes(), 1);
+        o.wake_if_pending();
+        assert_eq!(
+            wakes(),
+            2,
+            "the owner's nudge sends it without other output"
+        );
+        assert_eq!(drain(&mut o), vec!["ping"]);
+        assert_eq!(o.next_frame(&waker), None);
+        o.wake_if_pending();
+        assert_eq!(wakes(), 2, "nothing pending: no wake");
     }
 
     #[test]
