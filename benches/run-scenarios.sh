@@ -18,6 +18,13 @@
 #   SERVER_CPU=0 LOADGEN_CPU=1   cores for taskset
 #   NICE=-10                     run server and generator at this nice level (a shared
 #                                machine's builds then yield to the measurement; needs root)
+#   SERVER_RT=50                 run the server under SCHED_FIFO at this priority (chrt -f;
+#                                needs root): its threads run to completion instead of
+#                                preempting each other, and no other task preempts them.
+#                                For the latency scenarios (W1, W3, W4): a saturated server
+#                                (W2) gets worse, as nothing then interleaves its threads.
+#   BUSY_POLL=1                  the generator polls its sockets without sleeping
+#                                (--busy-poll; off by itself for multi-threaded scenarios)
 #   CARGO_BUILD_JOBS             passed through to cargo
 set -euo pipefail
 
@@ -57,6 +64,9 @@ PIN_LOADGEN=()
 if [[ -n "${NICE:-}" ]]; then
   PIN_SERVER=(nice -n "$NICE")
   PIN_LOADGEN=(nice -n "$NICE")
+fi
+if [[ -n "${SERVER_RT:-}" ]]; then
+  PIN_SERVER+=(chrt -f "$SERVER_RT")
 fi
 if command -v taskset >/dev/null && [[ $(nproc) -ge 2 ]]; then
   PIN_SERVER+=(taskset -c "$SERVER_CPU")
@@ -118,6 +128,7 @@ for f in "${files[@]}"; do
     fi
     extra=()
     [[ -n "${DURATION:-}" ]] && extra+=(--duration "$DURATION")
+    [[ -n "${BUSY_POLL:-}" ]] && extra+=(--busy-poll)
     if ! "${PIN_LOADGEN[@]}" "$LOADGEN" run --scenario "$f" --url "ws://127.0.0.1:$port/ws" \
       --server-pid "$pid" --label "$server" --out "$OUT" --no-plots "${extra[@]}" \
       2> >(tr '\r' '\n' >"$OUT/$name-$server.progress.log") | tee "$OUT/$name-$server.summary.txt"; then

@@ -231,8 +231,11 @@ fn busy_polling_generator_detects_the_same_gaps_and_reports_its_work() {
     });
     let r = run_scenario(Scenario {
         busy_poll: true,
+        // One polling thread: more than the cores but one would turn polling off.
+        threads: 1,
         ..scenario(addr, 3, 0, 1.5)
     });
+    assert!(r.scenario.busy_poll, "ran busy-polling");
     assert_eq!(r.conns.fully_subscribed, 3, "{r:?}");
     assert_eq!(r.run.chan_missing[1], 6, "trade gaps: {:?}", r.run);
     assert_eq!(r.run.msgs[1], 3 * 2 * 39);

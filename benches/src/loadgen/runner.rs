@@ -101,8 +101,18 @@ fn lock(w: &Mutex<WorkerStats>) -> std::sync::MutexGuard<'_, WorkerStats> {
 
 /// Runs a scenario to completion and returns what it measured.
 pub fn run(opts: &RunOptions) -> Result<RunResult, RunError> {
-    let sc = &opts.scenario;
+    let mut sc = opts.scenario.clone();
     sc.validate()?;
+    // Polling threads sharing a core poll against each other and the core's other work.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if sc.busy_poll && sc.threads as usize >= cores.max(2) {
+        eprintln!(
+            "busy_poll off: {} generator threads on {cores} cores would poll against each other",
+            sc.threads
+        );
+        sc.busy_poll = false;
+    }
+    let sc = &sc;
     let (hostport, target) = resolve_url(&sc.url)?;
     let path = sc.url["ws://".len() + hostport.len()..].to_string();
     let total = sc.clients + sc.stalled_clients;
