@@ -18,18 +18,19 @@
 //! next visit is sent on its own then, one `sweep_interval` late at most.
 //!
 //! The sweep runs on the same thread as the router, so while it runs no tick is delivered.
-//! It therefore visits the sessions in [`SWEEP_SLICES`] slices, one slice per
-//! `sweep_interval / SWEEP_SLICES`: every session is still seen once per `sweep_interval`,
-//! but a worker with 10,000 sessions stops delivering for a tenth of the time at once
-//! (touching a session's cold state costs a few hundred nanoseconds, which one pass over
-//! every session made into milliseconds of delivery stall ten times a second).
+//! It therefore visits the sessions a few at a time: they are kept in [`SWEEP_SLICES`]
+//! slices, and each pass over all of them (once per `sweep_interval`) is cut into as many
+//! steps as keep a step near [`SESSIONS_PER_STEP`] sessions (touching a session's cold
+//! state costs a few hundred nanoseconds: a pass over 10,000 sessions at once stalled
+//! delivery for milliseconds, and a tenth of them still for hundreds of microseconds).
+//! A worker with few sessions wakes once per pass; one with 10,000 once a millisecond.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tickwire_engine::fanout::{CloseReason, Hub, Router, StreamStats};
 use tickwire_engine::wire::{frame, Opcode};
@@ -118,30 +119,54 @@ impl Worker {
 }
 
 /// Into how many slices the sweep divides a worker's sessions (see the module docs).
-pub const SWEEP_SLICES: usize = 10;
+pub const SWEEP_SLICES: usize = 100;
+
+/// About how many sessions one sweep step visits.
+const SESSIONS_PER_STEP: usize = 64;
+
+/// The divisors of [`SWEEP_SLICES`]: the step counts a pass can be cut into.
+const STEP_COUNTS: [usize; 9] = [1, 2, 4, 5, 10, 20, 25, 50, 100];
 
 /// The sweep slice of session `id` (ids count per worker above their low 6 bits).
 fn slice_of(id: u64) -> usize {
     ((id >> 6) % SWEEP_SLICES as u64) as usize
 }
 
+/// Steps per pass for `sessions` sessions: enough to keep each near [`SESSIONS_PER_STEP`],
+/// but no step shorter than a millisecond (the timer's resolution).
+fn steps_per_pass(sessions: usize, interval: Duration) -> usize {
+    let wanted = sessions.div_ceil(SESSIONS_PER_STEP);
+    let timer_max = interval.as_millis().max(1) as usize;
+    let fits = |k: &usize| *k <= timer_max;
+    let at_most = STEP_COUNTS.iter().copied().filter(fits).max().unwrap_or(1);
+    STEP_COUNTS
+        .iter()
+        .copied()
+        .find(|k| *k >= wanted)
+        .unwrap_or(SWEEP_SLICES)
+        .min(at_most)
+}
+
 async fn sweep(worker: std::rc::Weak<Worker>) {
-    let period = match worker.upgrade() {
-        Some(w) => w.limits.sweep_interval / SWEEP_SLICES as u32,
-        None => return,
-    };
-    let mut timer = tokio::time::interval(period);
-    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let ping = frame(Opcode::Ping, b"");
     let mut slice = 0;
     loop {
-        timer.tick().await;
+        let (interval, steps) = match worker.upgrade() {
+            Some(w) => {
+                let interval = w.limits.sweep_interval;
+                (interval, steps_per_pass(w.session_count(), interval))
+            }
+            None => return,
+        };
+        tokio::time::sleep(interval / steps as u32).await;
         let Some(w) = worker.upgrade() else { return };
-        slice = (slice + 1) % SWEEP_SLICES;
-        if slice == 0 {
-            report_worker_counters(&w);
+        for _ in 0..SWEEP_SLICES / steps {
+            slice = (slice + 1) % SWEEP_SLICES;
+            if slice == 0 {
+                report_worker_counters(&w);
+            }
+            sweep_slice(&w, slice, &ping);
         }
-        sweep_slice(&w, slice, &ping);
     }
 }
 
@@ -230,6 +255,31 @@ fn sweep_slice(w: &Worker, slice: usize, ping: &bytes::Bytes) {
                 }
                 _ => {}
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_keep_visits_small_without_outrunning_the_timer() {
+        let pass = Duration::from_millis(100);
+        assert_eq!(steps_per_pass(0, pass), 1);
+        assert_eq!(steps_per_pass(64, pass), 1);
+        assert_eq!(steps_per_pass(65, pass), 2);
+        assert_eq!(
+            steps_per_pass(5_000, pass),
+            100,
+            "79 wanted: the next divisor"
+        );
+        assert_eq!(steps_per_pass(1_000_000, pass), 100);
+        // A 10 ms pass allows ten 1 ms steps at most.
+        assert_eq!(steps_per_pass(5_000, Duration::from_millis(10)), 10);
+        assert_eq!(steps_per_pass(100, Duration::from_millis(10)), 2);
+        for k in STEP_COUNTS {
+            assert_eq!(SWEEP_SLICES % k, 0, "{k} divides the slices");
         }
     }
 }
