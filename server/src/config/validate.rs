@@ -279,7 +279,8 @@ impl FileConfig {
         if crate::cluster::subjects::RESERVED_VENUES.contains(&f.kind.as_str()) {
             return Err(bad("feed.kind", format!("{:?} is reserved", f.kind)));
         }
-        // The sweep runs in ten slices (server/src/worker.rs): each gets at least 1 ms.
+        // The sweep cuts a pass into steps of at least 1 ms (server/src/worker.rs); below
+        // 10 ms a pass could no longer be cut small enough for a worker with many sessions.
         if !(10..=10_000).contains(&s.sweep_interval_ms) {
             return Err(bad(
                 "session.sweep_interval_ms",
