@@ -130,13 +130,35 @@ struct Sent {
 }
 
 impl Sent {
+    /// What the hub holds for `symbol` now: the publisher claims its queue after the engine
+    /// has started, and what the books published before that (the feed's first `status:
+    /// live` above all) reaches it only this way. Without it a snapshot could lack the
+    /// status, and gateways would never tell their clients `live` again after an outage.
+    fn from_hub(hub: &Hub, symbol: SymbolId) -> Sent {
+        let last = hub.last_values(symbol);
+        let mut sent = Sent::default();
+        for t in [last.status, last.quote, last.book].iter().flatten() {
+            sent.record(t);
+        }
+        sent
+    }
+
+    /// Keeps the newest tick of each kind (a tick queued before [`Sent::from_hub`] read the
+    /// hub may come after it).
     fn record(&mut self, t: &Arc<Tick>) {
         self.seq = self.seq.max(t.header.seq.0);
-        match t.body {
-            TickBody::Quote(_) => self.quote = Some(t.clone()),
-            TickBody::Book(_) => self.book = Some(t.clone()),
-            TickBody::Status { .. } => self.status = Some(t.clone()),
-            TickBody::Trade { .. } => {}
+        let slot = match t.body {
+            TickBody::Quote(_) => &mut self.quote,
+            TickBody::Book(_) => &mut self.book,
+            TickBody::Status { .. } => &mut self.status,
+            TickBody::Trade { .. } => return,
+        };
+        // A status carries the seq of the data before it: equal is newer.
+        if slot
+            .as_ref()
+            .is_none_or(|held| held.header.seq <= t.header.seq)
+        {
+            *slot = Some(t.clone());
         }
     }
 
@@ -296,7 +318,10 @@ async fn run(settings: ClusterSettings, hub: Arc<Hub>, worker: usize, shared: Ar
         hub: hub.clone(),
         shared: shared.clone(),
         by_symbol,
-        sent: (0..symbols.len()).map(|_| Sent::default()).collect(),
+        sent: symbols
+            .iter()
+            .map(|(id, _)| Sent::from_hub(&hub, id))
+            .collect(),
         epoch: None,
     };
     let mut instrument_requests = loop {
@@ -458,5 +483,85 @@ impl MarketSource for ClusterEngine {
 
     fn inject_book_fault(&self, symbol: SymbolId) {
         self.engine.inject_book_fault(symbol)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tickwire_engine::tick::{FeedState, TickHeader};
+
+    fn tick(seq: u64, body: TickBody) -> Arc<Tick> {
+        Arc::new(Tick {
+            header: TickHeader {
+                symbol: SymbolId(0),
+                seq: Seq(seq),
+                chan_seq: Seq(seq),
+                ts: Nanos(1),
+                recv_ts: Nanos(1),
+            },
+            body,
+            frames: Default::default(),
+        })
+    }
+
+    fn status(seq: u64, state: FeedState) -> Arc<Tick> {
+        tick(
+            seq,
+            TickBody::Status {
+                state,
+                reason: "".into(),
+            },
+        )
+    }
+
+    #[test]
+    fn the_record_starts_from_what_the_hub_already_holds() {
+        use tickwire_engine::domain::{Instrument, Scale};
+        let symbols = SymbolTable::new(vec![Instrument {
+            symbol: "A".into(),
+            venue: "v".into(),
+            price_scale: Scale::new(2),
+            size_scale: Scale::new(0),
+        }])
+        .unwrap();
+        let hub = Hub::new(symbols, 1, 16);
+        // The feed's first status, published before any publisher claimed a queue.
+        hub.publish(status(0, FeedState::Live));
+        let sent = Sent::from_hub(&hub, SymbolId(0));
+        let held = sent.status.as_ref().expect("the status is in the record");
+        assert!(matches!(
+            held.body,
+            TickBody::Status {
+                state: FeedState::Live,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_late_older_tick_does_not_replace_a_newer_one() {
+        let mut sent = Sent::default();
+        sent.record(&status(5, FeedState::Stale));
+        sent.record(&status(3, FeedState::Live));
+        let held = sent.status.as_ref().unwrap();
+        assert!(matches!(
+            held.body,
+            TickBody::Status {
+                state: FeedState::Stale,
+                ..
+            }
+        ));
+        // A status after the data it follows carries the same seq, and is the newer.
+        sent.record(&status(5, FeedState::Live));
+        let held = sent.status.as_ref().unwrap();
+        assert!(matches!(
+            held.body,
+            TickBody::Status {
+                state: FeedState::Live,
+                ..
+            }
+        ));
+        assert_eq!(sent.seq, 5);
     }
 }
