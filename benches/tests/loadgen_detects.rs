@@ -231,7 +231,7 @@ fn busy_polling_generator_detects_the_same_gaps_and_reports_its_work() {
     });
     let r = run_scenario(Scenario {
         busy_poll: true,
-        // One polling thread: more than the cores but one would turn polling off.
+        // One thread: as many polling threads as this machine's cores would turn it off.
         threads: 1,
         ..scenario(addr, 3, 0, 1.5)
     });

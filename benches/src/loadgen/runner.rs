@@ -103,11 +103,13 @@ fn lock(w: &Mutex<WorkerStats>) -> std::sync::MutexGuard<'_, WorkerStats> {
 pub fn run(opts: &RunOptions) -> Result<RunResult, RunError> {
     let mut sc = opts.scenario.clone();
     sc.validate()?;
-    // Polling threads sharing a core poll against each other and the core's other work.
+    // As many polling threads as cores (two or more) leave none for anything else, the
+    // server under test included; more would poll against each other. The intended use is
+    // one thread pinned to a core of its own.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     if sc.busy_poll && sc.threads as usize >= cores.max(2) {
         eprintln!(
-            "busy_poll off: {} generator threads on {cores} cores would poll against each other",
+            "busy_poll off: {} polling generator threads on {cores} cores would leave no core free",
             sc.threads
         );
         sc.busy_poll = false;

@@ -309,24 +309,18 @@ impl Outbox {
     /// Queues an event frame (trade, status, reply) that must not be conflated.
     #[inline]
     pub fn push_event(&mut self, frame: Bytes) -> Offer {
-        if self.closing.is_some() {
-            return Offer::Closed;
+        let offer = self.piggyback(frame);
+        if offer == Offer::Queued {
+            self.wake();
         }
-        self.queued_bytes += frame.len();
-        self.frames.push_back(frame);
-        self.entries.push_back(Entry::Frame);
-        self.wake();
-        if self.queued_bytes > self.limits.max_queued_bytes {
-            self.close(CloseReason::SLOW_CONSUMER);
-            return Offer::Overflow;
-        }
-        Offer::Queued
+        offer
     }
 
     /// Queues an event frame without waking the transport: it leaves with the session's next
     /// write, so a busy session pays no system call of its own for it. For frames that may
     /// wait (heartbeat pings); the owner calls [`wake_if_pending`](Self::wake_if_pending)
     /// later so it also leaves when no other output comes.
+    #[inline]
     pub fn piggyback(&mut self, frame: Bytes) -> Offer {
         if self.closing.is_some() {
             return Offer::Closed;
@@ -334,6 +328,11 @@ impl Outbox {
         self.queued_bytes += frame.len();
         self.frames.push_back(frame);
         self.entries.push_back(Entry::Frame);
+        if self.queued_bytes > self.limits.max_queued_bytes {
+            // Closing wakes the transport, which then sends the close frame.
+            self.close(CloseReason::SLOW_CONSUMER);
+            return Offer::Overflow;
+        }
         Offer::Queued
     }
 
