@@ -48,7 +48,7 @@ use smallvec::SmallVec;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use tickwire_engine::domain::Nanos;
-use tickwire_engine::fanout::{OutboxStats, SharedOutbox};
+use tickwire_engine::fanout::{OutboxStats, Router, SharedOutbox};
 
 use crate::metrics::{recv_ts_of_frame, Metrics, OutClass, OUT_CLASSES};
 use crate::ws::outbound::MAX_FRAMES_PER_WRITE;
@@ -303,6 +303,8 @@ impl WsStream for tokio_rustls::server::TlsStream<tokio::net::TcpStream> {
 pub struct Connection<T> {
     io: T,
     shared: Rc<SessionShared>,
+    /// The worker's router, asked to dispatch queued ticks before each write.
+    router: Rc<RefCell<Router>>,
     decoder: InboundDecoder,
     outbound: Outbound,
     /// Bytes taken for the socket and not yet written: the handshake response at first, then
@@ -325,6 +327,7 @@ impl<T: WsStream> Connection<T> {
     pub fn new(
         io: T,
         shared: Rc<SessionShared>,
+        router: Rc<RefCell<Router>>,
         mut decoder: InboundDecoder,
         outbound: Outbound,
         first_bytes: Vec<Bytes>,
@@ -334,6 +337,7 @@ impl<T: WsStream> Connection<T> {
         Connection {
             io,
             shared,
+            router,
             decoder,
             outbound,
             unsent: first_bytes,
@@ -357,6 +361,8 @@ impl<T: WsStream> Connection<T> {
             if self.closing {
                 return Ok(());
             }
+            // Ticks queued behind this connection's turn go out with this write.
+            Router::dispatch_ready_for_writer(&self.router);
             let outcome = GATHER.with(|g| -> io::Result<Gathered> {
                 let mut frames = g.borrow_mut();
                 frames.clear();

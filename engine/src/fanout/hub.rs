@@ -298,6 +298,12 @@ impl Hub {
     /// Waits until `worker`'s queue has ticks, then drains up to `max` of them into `out`.
     /// Returns whether ticks were lost to overflow since the last call.
     pub async fn recv_batch(&self, worker: usize, out: &mut Vec<Arc<Tick>>, max: usize) -> bool {
+        self.wait_ready(worker).await;
+        self.take_ready(worker, out, max)
+    }
+
+    /// Waits until `worker`'s queue has ticks (the publishers wake the waiting task).
+    pub async fn wait_ready(&self, worker: usize) {
         let inbox = &self.workers[worker];
         poll_fn(|cx| {
             inbox.waker.register(cx.waker());
@@ -309,6 +315,14 @@ impl Hub {
             }
         })
         .await;
+    }
+
+    /// Drains up to `max` of `worker`'s queued ticks into `out` without waiting. Returns
+    /// whether ticks were lost to overflow since the last call (as [`recv_batch`] does).
+    ///
+    /// [`recv_batch`]: Self::recv_batch
+    pub fn take_ready(&self, worker: usize, out: &mut Vec<Arc<Tick>>, max: usize) -> bool {
+        let inbox = &self.workers[worker];
         while out.len() < max {
             match inbox.queue.pop() {
                 Some(t) => out.push(t),

@@ -90,7 +90,14 @@ pub struct Router {
     book_cache: Vec<BookFrames>,
     streams: SharedStreams,
     stats: RouterStats,
+    /// Ticks taken from the hub, being dispatched (kept for its allocation).
+    batch: Vec<Arc<Tick>>,
+    /// Ticks were lost to a full queue: resynchronize once the queue is drained.
+    resync_pending: bool,
 }
+
+/// Most ticks dispatched in one go.
+const DISPATCH_BATCH: usize = 1024;
 
 /// A book tick encoded at one depth, in each encoding some subscriber here needs.
 struct BookFrames {
@@ -161,6 +168,8 @@ impl Router {
             book_cache: Vec::new(),
             streams: SharedStreams::new(streams),
             stats: RouterStats::default(),
+            batch: Vec::with_capacity(DISPATCH_BATCH),
+            resync_pending: false,
         }
     }
 
@@ -476,10 +485,56 @@ impl Router {
         }
     }
 
+    /// Dispatches up to `max` of the ticks queued for this worker right now, without
+    /// waiting; returns how many it took. After a queue overflow, resynchronizes once the
+    /// queue is drained.
+    pub fn dispatch_ready(&mut self, max: usize) -> usize {
+        let mut batch = std::mem::take(&mut self.batch);
+        self.resync_pending |= self.hub.take_ready(self.worker, &mut batch, max);
+        let taken = batch.len();
+        if taken > 0 {
+            let now = Instant::now();
+            for t in batch.drain(..) {
+                self.dispatch(&t, Some(now));
+            }
+        }
+        self.batch = batch;
+        if self.resync_pending && (taken < max || self.hub.queue_is_empty(self.worker)) {
+            // Once the queue is drained, not before: the last values are newer than anything
+            // still queued, and sending them while older ticks wait behind would make `seq`
+            // go backwards.
+            tracing::warn!(
+                worker = self.worker,
+                "worker tick queue overflowed; resynchronizing"
+            );
+            self.resync_all();
+            self.resync_pending = false;
+        }
+        taken
+    }
+
+    /// Dispatches what is queued for this worker now, on behalf of a session about to write.
+    ///
+    /// On a saturated worker the router's task waits its turn behind every connection that
+    /// has output, so a tick queued just after the router ran waited a whole round (~10 ms
+    /// with 1,000 busy sessions) before it reached any outbox, and then part of another
+    /// before its session wrote it. Connections call this before they take from their
+    /// outbox, so each write carries the newest ticks and a tick waits for at most one
+    /// write. A cheap check when the queue is empty; does nothing if the router is busy
+    /// (it is then the caller up the stack).
+    #[inline]
+    pub fn dispatch_ready_for_writer(router: &RefCell<Router>) {
+        let Ok(mut r) = router.try_borrow_mut() else {
+            return;
+        };
+        if !r.hub.queue_is_empty(r.worker) {
+            r.dispatch_ready(DISPATCH_BATCH);
+        }
+    }
+
     /// Runs the router: waits for ticks queued for this worker and dispatches them, forever.
     /// Spawn it once per worker thread on that thread's local executor.
     pub async fn run(router: Rc<RefCell<Router>>) {
-        const BATCH: usize = 1024;
         // Full batches dispatched before the sessions get the thread back. Dispatching is
         // cheap next to writing, and a tick dispatched late is work wasted (conflation
         // would have replaced it): with one batch per turn, a saturated worker whose 1,000
@@ -490,27 +545,10 @@ impl Router {
             let r = router.borrow();
             (r.hub.clone(), r.worker)
         };
-        let mut batch = Vec::with_capacity(BATCH);
-        let mut resync_pending = false;
         let mut full_batches = 0;
         loop {
-            resync_pending |= hub.recv_batch(worker, &mut batch, BATCH).await;
-            let full = batch.len() == BATCH;
-            {
-                let mut r = router.borrow_mut();
-                let now = Instant::now();
-                for t in batch.drain(..) {
-                    r.dispatch(&t, Some(now));
-                }
-                if resync_pending && (!full || hub.queue_is_empty(worker)) {
-                    // Once the queue is drained, not before: the last values are newer than
-                    // anything still queued, and sending them while older ticks wait behind
-                    // would make `seq` go backwards.
-                    tracing::warn!(worker, "worker tick queue overflowed; resynchronizing");
-                    r.resync_all();
-                    resync_pending = false;
-                }
-            }
+            hub.wait_ready(worker).await;
+            let full = router.borrow_mut().dispatch_ready(DISPATCH_BATCH) == DISPATCH_BATCH;
             full_batches = if full { full_batches + 1 } else { 0 };
             if full_batches == BATCHES_PER_TURN {
                 // Let sessions write before taking the next batch.

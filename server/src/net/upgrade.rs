@@ -117,6 +117,7 @@ pub async fn upgrade<T: WsStream>(
     let hub = state.engine.hub().clone();
     let inbox = InboxStream(shared.clone());
     let session_shared = shared.clone();
+    let router = worker.router.clone();
     Session::create(move |ctx| {
         ctx.add_stream(inbox);
         Session::new(session_shared, worker, symbols, hub, negotiated, admission)
@@ -130,6 +131,7 @@ pub async fn upgrade<T: WsStream>(
     let connection = Connection::new(
         parts.io,
         shared,
+        router,
         InboundDecoder::new(limits.max_message_bytes, negotiated.deflate),
         Outbound::new(negotiated.batch.then_some(limits.batch_window)),
         first,
