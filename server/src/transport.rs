@@ -159,6 +159,9 @@ impl SessionShared {
             }
         }
         let now = self.outbox.borrow().stats();
+        if now == self.reported.get() {
+            return;
+        }
         let before = self.reported.replace(now);
         m.conflated
             .add(now.conflated.saturating_sub(before.conflated));

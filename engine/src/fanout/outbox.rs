@@ -436,14 +436,6 @@ impl Outbox {
             }
         }
         self.drained = true;
-        // A burst (or a shared-stream member catching up) may have grown the queues; an
-        // idle session should not keep that memory.
-        if self.frames.capacity() > IDLE_QUEUE_CAPACITY {
-            self.frames.shrink_to(IDLE_QUEUE_CAPACITY);
-        }
-        if self.entries.capacity() > IDLE_QUEUE_CAPACITY {
-            self.entries.shrink_to(IDLE_QUEUE_CAPACITY);
-        }
         if let Some(reason) = &self.closing {
             if !self.close_sent {
                 self.close_sent = true;
@@ -457,6 +449,24 @@ impl Outbox {
         }
         self.notified = false;
         None
+    }
+
+    /// Gives back the queue memory a burst (or a shared-stream member catching up) grew,
+    /// once the queue is empty, keeping what an idle session needs.
+    ///
+    /// The owner calls it now and then (the server's sweep), not on every drain: a busy
+    /// session empties and refills its queues with every write, and shrinking them each
+    /// time cost a reallocation and a copy per write (4-5 % of a saturated worker in W2).
+    pub fn release_idle_memory(&mut self) {
+        if !self.entries.is_empty() {
+            return;
+        }
+        if self.frames.capacity() > IDLE_QUEUE_CAPACITY {
+            self.frames.shrink_to(IDLE_QUEUE_CAPACITY);
+        }
+        if self.entries.capacity() > IDLE_QUEUE_CAPACITY {
+            self.entries.shrink_to(IDLE_QUEUE_CAPACITY);
+        }
     }
 
     /// Whether the close frame is out and nothing more will come.
@@ -690,6 +700,32 @@ mod tests {
         assert!(o.queued_entries() <= 2 * 10 + 64, "{}", o.queued_entries());
         let out = drain(&mut o);
         assert_eq!(out.len(), 10);
+    }
+
+    #[test]
+    fn queue_memory_outlives_a_drain_until_released_when_idle() {
+        let mut o = Outbox::new(OutboxLimits {
+            max_queued_bytes: 1 << 20,
+        });
+        let burst = |o: &mut Outbox| {
+            for _ in 0..200 {
+                o.push_event(Bytes::from_static(b"t"));
+            }
+        };
+        burst(&mut o);
+        assert_eq!(drain(&mut o).len(), 200);
+        // Kept across the drain: the next burst reuses it.
+        assert!(o.entries.capacity() >= 200 && o.frames.capacity() >= 200);
+        burst(&mut o);
+        o.release_idle_memory();
+        assert!(
+            o.entries.capacity() >= 200,
+            "not released while frames wait"
+        );
+        drain(&mut o);
+        o.release_idle_memory();
+        assert!(o.entries.capacity() <= IDLE_QUEUE_CAPACITY);
+        assert!(o.frames.capacity() <= IDLE_QUEUE_CAPACITY);
     }
 
     #[test]
