@@ -167,7 +167,7 @@ fn saturated_round(c: &mut Criterion) {
     const TRADES: u64 = 80;
     let instruments: Vec<Instrument> = (0..SYMBOLS)
         .map(|i| Instrument {
-            symbol: format!("SYM{i:04}").into(),
+            symbol: format!("SYM{i:04}"),
             venue: "bench".into(),
             price_scale: Scale::new(2),
             size_scale: Scale::new(0),
