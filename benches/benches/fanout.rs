@@ -39,14 +39,20 @@ impl Wake for CountingWake {
     }
 }
 
-fn quote_tick(ins: &Instrument, symbol: u32, seq: u64) -> Arc<Tick> {
-    let header = TickHeader {
+/// A tick header of `symbol` with `seq` as its sequence numbers and timestamps.
+fn header(symbol: u32, seq: u64) -> TickHeader {
+    TickHeader {
         symbol: SymbolId(symbol),
         seq: Seq(seq),
         chan_seq: Seq(seq),
         ts: Nanos(seq as i64),
         recv_ts: Nanos(seq as i64),
-    };
+    }
+}
+
+/// A quote of `symbol`, pre-encoded like the book actor's.
+fn quote_tick(ins: &Instrument, symbol: u32, seq: u64) -> Arc<Tick> {
+    let header = header(symbol, seq);
     let top = TopOfBook {
         bid: Some(Level {
             price: Price(10_125 + (seq % 7) as i64),
@@ -122,7 +128,7 @@ fn fanout(c: &mut Criterion) {
                         next += 1;
                         let t = Instant::now();
                         hub.publish(tick);
-                        hub.try_recv_batch(worker, &mut batch, 16);
+                        hub.take_ready(worker, &mut batch, 16);
                         for t in batch.drain(..) {
                             router.dispatch(&t, None);
                         }
@@ -138,13 +144,7 @@ fn fanout(c: &mut Criterion) {
 
 /// A trade of `symbol`, pre-encoded like the book actor's.
 fn trade_tick(ins: &Instrument, symbol: u32, seq: u64) -> Arc<Tick> {
-    let header = TickHeader {
-        symbol: SymbolId(symbol),
-        seq: Seq(seq),
-        chan_seq: Seq(seq),
-        ts: Nanos(seq as i64),
-        recv_ts: Nanos(seq as i64),
-    };
+    let header = header(symbol, seq);
     let (price, qty, side) = (Price(10_126), Qty(25), Some(Side::Buy));
     let frame = TickEncoder::new(ins).trade(&header, price, qty, side);
     Arc::new(Tick {

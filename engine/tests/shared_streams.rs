@@ -287,7 +287,7 @@ fn every_session_decodes_its_stream_whatever_happens() {
                 frames: [frame, deflated, Bytes::new(), Bytes::new()],
             }));
         }
-        hub.try_recv_batch(worker, &mut batch, usize::MAX);
+        hub.take_ready(worker, &mut batch, usize::MAX);
         for t in batch.drain(..) {
             router.dispatch(&t, None);
         }

@@ -336,17 +336,6 @@ impl Hub {
     pub fn queue_is_empty(&self, worker: usize) -> bool {
         self.workers[worker].queue.is_empty()
     }
-
-    /// Drains without waiting (benchmarks and tests).
-    pub fn try_recv_batch(&self, worker: usize, out: &mut Vec<Arc<Tick>>, max: usize) {
-        let inbox = &self.workers[worker];
-        while out.len() < max {
-            match inbox.queue.pop() {
-                Some(t) => out.push(t),
-                None => break,
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -455,7 +455,7 @@ async fn route(
             _ = notices.notify.notified() => {}
             _ = tokio::time::sleep(Duration::from_millis(1)), if waiting => {}
         }
-        hub.try_recv_batch(0, &mut batch, BATCH);
+        hub.take_ready(0, &mut batch, BATCH);
         if !batch.is_empty() {
             let mut r = router.borrow_mut();
             let now = Instant::now();
