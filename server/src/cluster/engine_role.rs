@@ -515,6 +515,14 @@ mod tests {
         )
     }
 
+    /// The feed state of the status the record holds.
+    fn held_state(sent: &Sent) -> Option<FeedState> {
+        match sent.status.as_deref()?.body {
+            TickBody::Status { state, .. } => Some(state),
+            _ => None,
+        }
+    }
+
     #[test]
     fn the_record_starts_from_what_the_hub_already_holds() {
         use tickwire_engine::domain::{Instrument, Scale};
@@ -529,14 +537,7 @@ mod tests {
         // The feed's first status, published before any publisher claimed a queue.
         hub.publish(status(0, FeedState::Live));
         let sent = Sent::from_hub(&hub, SymbolId(0));
-        let held = sent.status.as_ref().expect("the status is in the record");
-        assert!(matches!(
-            held.body,
-            TickBody::Status {
-                state: FeedState::Live,
-                ..
-            }
-        ));
+        assert_eq!(held_state(&sent), Some(FeedState::Live));
     }
 
     #[test]
@@ -544,24 +545,10 @@ mod tests {
         let mut sent = Sent::default();
         sent.record(&status(5, FeedState::Stale));
         sent.record(&status(3, FeedState::Live));
-        let held = sent.status.as_ref().unwrap();
-        assert!(matches!(
-            held.body,
-            TickBody::Status {
-                state: FeedState::Stale,
-                ..
-            }
-        ));
+        assert_eq!(held_state(&sent), Some(FeedState::Stale));
         // A status after the data it follows carries the same seq, and is the newer.
         sent.record(&status(5, FeedState::Live));
-        let held = sent.status.as_ref().unwrap();
-        assert!(matches!(
-            held.body,
-            TickBody::Status {
-                state: FeedState::Live,
-                ..
-            }
-        ));
+        assert_eq!(held_state(&sent), Some(FeedState::Live));
         assert_eq!(sent.seq, 5);
     }
 }

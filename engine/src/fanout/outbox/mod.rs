@@ -66,7 +66,9 @@ enum Entry {
     Slot(SlotId, u32),
 }
 
-/// A conflation slot. Kept to one cache line: it is touched for every tick it receives.
+/// A conflation slot, touched for every tick it receives: kept to 48 bytes. (Aligning it to
+/// a 64-byte line, so that none straddles two, measured slower: see `fanout/saturated_round`
+/// in docs/benchmarks.md.)
 #[derive(Debug, Default)]
 struct Slot {
     value: Option<Bytes>,
@@ -82,6 +84,8 @@ struct Slot {
     /// Has an entry in `Outbox::throttles`.
     throttled: bool,
 }
+
+const _: () = assert!(std::mem::size_of::<Slot>() == 48);
 
 /// Throttle state of a slot; only throttled slots pay for it.
 #[derive(Debug, Clone, Copy)]
