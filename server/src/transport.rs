@@ -51,6 +51,7 @@ use tickwire_engine::domain::Nanos;
 use tickwire_engine::fanout::{OutboxStats, Router, SharedOutbox};
 
 use crate::metrics::{recv_ts_of_frame, Metrics, OutClass, OUT_CLASSES};
+use crate::worker::Worker;
 use crate::ws::outbound::MAX_FRAMES_PER_WRITE;
 use crate::ws::{Inbound, InboundDecoder, InboundError, Outbound};
 
@@ -86,6 +87,10 @@ pub struct SessionShared {
     pub last_ping: Cell<Instant>,
     /// Whether the connection's transport task still exists (the connection is open).
     pub body_alive: Cell<bool>,
+    /// The socket pushed back: written frames wait in the connection.
+    pub write_blocked: Cell<bool>,
+    /// Listed for the sweep's next flagged pass (see `crate::worker`).
+    pub flagged: Cell<bool>,
     /// Client messages waiting for the actor (see the module documentation).
     inbox: RefCell<VecDeque<InboxItem>>,
     /// The connection will deliver nothing more.
@@ -129,6 +134,8 @@ impl SessionShared {
             last_seen: Cell::new(now),
             last_ping: Cell::new(now),
             body_alive: Cell::new(true),
+            write_blocked: Cell::new(false),
+            flagged: Cell::new(false),
             inbox: RefCell::new(VecDeque::new()),
             inbox_ended: Cell::new(false),
             actor_waker: Cell::new(None),
@@ -306,8 +313,9 @@ impl WsStream for tokio_rustls::server::TlsStream<tokio::net::TcpStream> {
 pub struct Connection<T> {
     io: T,
     shared: Rc<SessionShared>,
-    /// The worker's router, asked to dispatch queued ticks before each write.
-    router: Rc<RefCell<Router>>,
+    /// The worker: its router is asked to dispatch queued ticks before each write, and its
+    /// sweep is told when the connection ran.
+    worker: Rc<Worker>,
     decoder: InboundDecoder,
     outbound: Outbound,
     /// Bytes taken for the socket and not yet written: the handshake response at first, then
@@ -330,7 +338,7 @@ impl<T: WsStream> Connection<T> {
     pub fn new(
         io: T,
         shared: Rc<SessionShared>,
-        router: Rc<RefCell<Router>>,
+        worker: Rc<Worker>,
         mut decoder: InboundDecoder,
         outbound: Outbound,
         first_bytes: Vec<Bytes>,
@@ -340,7 +348,7 @@ impl<T: WsStream> Connection<T> {
         Connection {
             io,
             shared,
-            router,
+            worker,
             decoder,
             outbound,
             unsent: first_bytes,
@@ -365,7 +373,7 @@ impl<T: WsStream> Connection<T> {
                 return Ok(());
             }
             // Ticks queued behind this connection's turn go out with this write.
-            Router::dispatch_ready_for_writer(&self.router);
+            Router::dispatch_ready_for_writer(&self.worker.router);
             let outcome = GATHER.with(|g| -> io::Result<Gathered> {
                 let mut frames = g.borrow_mut();
                 frames.clear();
@@ -534,6 +542,8 @@ impl<T: WsStream> Future for Connection<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
+        // Whatever woke the connection may have changed what the sweep looks at.
+        this.worker.flag(&this.shared);
         if let Err(e) = this.poll_write_side(cx) {
             tracing::debug!(parent: &this.shared.span, error = %e, "write failed; dropping connection");
             return Poll::Ready(());
@@ -554,6 +564,7 @@ impl<T: WsStream> Future for Connection<T> {
         if this.unsent.is_empty() && this.unsent.capacity() > 0 {
             this.unsent = Vec::new();
         }
+        this.shared.write_blocked.set(!this.unsent.is_empty());
         if this.shut_down && !this.reading {
             return Poll::Ready(());
         }
@@ -565,5 +576,7 @@ impl<T> Drop for Connection<T> {
     fn drop(&mut self) {
         self.shared.body_alive.set(false);
         self.shared.end_inbox();
+        // The sweep's next flagged pass takes the session out of the registry.
+        self.worker.flag(&self.shared);
     }
 }

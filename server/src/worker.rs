@@ -3,7 +3,7 @@
 //! actix-web runs each worker on its own single-threaded runtime; every session lives on the
 //! worker that accepted its connection. The first connection on a worker creates its
 //! [`Worker`]: it claims one of the hub's worker queues, spawns the router loop that drains
-//! that queue, and spawns the *sweep*, one timer per worker (not per session) that sends
+//! that queue, and spawns the *sweep*, two timers per worker (not one per session) that send
 //! heartbeats, closes slow consumers and silent clients, and cuts connections whose close
 //! did not complete in time.
 //!
@@ -14,16 +14,30 @@
 //! `shutdown_flush`, whichever is first).
 //!
 //! Pings ride along with the session's next data write instead of costing a system call
-//! each (10,000 sessions pinged every 15 s were 670 extra writes a second, each stalling the
-//! worker's deliveries for its duration); a ping no data has carried out by the session's
-//! next visit is sent on its own then, one `sweep_interval` late at most.
+//! each: a ping no data has carried out by the session's next visit by the pass over every
+//! session is sent on its own then, one [`idle_period`] late at most. 10,000 sessions are
+//! pinged 667 times a second at the default 15 s; sent on their own, each of those writes
+//! (and the pong it brings back) stalled the worker's deliveries for its duration, which
+//! showed in W3's p99 (docs/benchmarks.md).
 //!
 //! The sweep runs on the same thread as the router, so while it runs no tick is delivered.
-//! It therefore visits the sessions a few at a time: they are kept in [`SWEEP_SLICES`]
-//! slices, and each pass over all of them (once per `sweep_interval`) is cut into as many
-//! steps as keep a step near [`SESSIONS_PER_STEP`] sessions (touching a session's cold
-//! state costs a few hundred nanoseconds: a pass over 10,000 sessions at once stalled
-//! delivery for milliseconds, and a tenth of them still for hundreds of microseconds).
+//! It therefore visits as few sessions as it can, a few at a time, in two passes:
+//!
+//! * **Flagged sessions, every `sweep_interval`.** A connection flags its session whenever
+//!   it runs (it wrote, read, or ended), and a visit keeps a session flagged while it has
+//!   output waiting, a blocked socket, or a close in progress. These are the sessions whose
+//!   counters, lag, memory and close deadline can have changed.
+//! * **Every session, once per [`idle_period`]** (at most a second): the only things that
+//!   happen to a session with nothing in flight are a ping falling due, a client going
+//!   silent for too long and a shutdown, none of which needs a visit every 100 ms.
+//!
+//! Each pass is cut into steps of about [`SESSIONS_PER_STEP`] sessions (touching a session's
+//! cold state costs a few hundred nanoseconds: a pass over 10,000 sessions at once stalled
+//! delivery for milliseconds). Before the two passes, a worker with 10,000 sessions visited
+//! all of them every 100 ms, 100,000 visits a second, most of them to sessions with nothing
+//! to do; a tick that arrived during a step waited for it, which showed in W3's p99 (about
+//! 30 µs of it, docs/benchmarks.md).
+//!
 //! A worker with few sessions wakes once per pass; one with 10,000 once a millisecond.
 
 use std::cell::{Cell, RefCell};
@@ -51,10 +65,15 @@ pub struct Worker {
     pub metrics: Arc<Metrics>,
     /// The sessions by id, in [`SWEEP_SLICES`] slices (by the id's per-worker counter).
     sessions: RefCell<Vec<HashMap<u64, Rc<SessionShared>>>>,
+    /// Sessions flagged since the flagged pass last took this list (see the module docs).
+    flagged: RefCell<Vec<Rc<SessionShared>>>,
     next_session: Cell<u64>,
     index: usize,
     /// Router resyncs already added to the global metrics.
     reported_resyncs: Cell<u64>,
+    /// Visits by the flagged pass and by the pass over every session, not yet added to the
+    /// global metrics.
+    visits: Cell<(u64, u64)>,
     /// Shared-stream counters already added to the global metrics.
     reported_streams: Cell<StreamStats>,
     /// When this worker first saw the server draining.
@@ -83,14 +102,17 @@ impl Worker {
                 limits: limits.clone(),
                 metrics: metrics.clone(),
                 sessions: RefCell::new((0..SWEEP_SLICES).map(|_| HashMap::new()).collect()),
+                flagged: RefCell::new(Vec::new()),
                 next_session: Cell::new(0),
                 index,
                 reported_resyncs: Cell::new(0),
+                visits: Cell::new((0, 0)),
                 reported_streams: Cell::new(StreamStats::default()),
                 drain_started: Cell::new(None),
             });
             actix_rt::spawn(Router::run(router));
-            actix_rt::spawn(sweep(Rc::downgrade(&worker)));
+            actix_rt::spawn(sweep_flagged(Rc::downgrade(&worker)));
+            actix_rt::spawn(sweep_all(Rc::downgrade(&worker)));
             tracing::debug!(worker = index, "server worker attached to hub");
             *cell.borrow_mut() = Some(worker.clone());
             worker
@@ -106,7 +128,17 @@ impl Worker {
 
     /// Registers a session with the sweep.
     pub fn add_session(&self, s: Rc<SessionShared>) {
+        self.flag(&s);
         self.sessions.borrow_mut()[slice_of(s.id)].insert(s.id, s);
+    }
+
+    /// Asks the sweep to visit `s` at its next flagged pass: its connection ran, so its
+    /// counters, output or state may have changed. Cheap when already flagged.
+    #[inline]
+    pub fn flag(&self, s: &Rc<SessionShared>) {
+        if !s.flagged.replace(true) {
+            self.flagged.borrow_mut().push(s.clone());
+        }
     }
 
     /// Number of sessions on this worker.
@@ -128,9 +160,21 @@ const SESSIONS_PER_STEP: usize = 64;
 /// The divisors of [`SWEEP_SLICES`]: the step counts a pass can be cut into.
 const STEP_COUNTS: [usize; 9] = [1, 2, 4, 5, 10, 20, 25, 50, 100];
 
+/// The longest the pass over every session may take.
+const MAX_IDLE_PERIOD: Duration = Duration::from_secs(1);
+
 /// The sweep slice of session `id` (ids count per worker above their low 6 bits).
 fn slice_of(id: u64) -> usize {
     ((id >> 6) % SWEEP_SLICES as u64) as usize
+}
+
+/// How often the pass over every session comes round: a tenth of the ping interval or the
+/// client timeout, whichever is shorter, so pings and timeouts stay that precise; at most
+/// [`MAX_IDLE_PERIOD`], never more often than `sweep_interval`.
+pub fn idle_period(limits: &SessionLimits) -> Duration {
+    (limits.ping_interval.min(limits.client_timeout) / 10)
+        .min(MAX_IDLE_PERIOD)
+        .max(limits.sweep_interval)
 }
 
 /// Steps per pass for `sessions` sessions: enough to keep each near [`SESSIONS_PER_STEP`],
@@ -148,25 +192,65 @@ fn steps_per_pass(sessions: usize, interval: Duration) -> usize {
         .min(at_most)
 }
 
-async fn sweep(worker: std::rc::Weak<Worker>) {
+/// The pass over flagged sessions, every `sweep_interval`; also reports the worker's
+/// counters and starts a graceful shutdown's closes.
+async fn sweep_flagged(worker: std::rc::Weak<Worker>) {
+    let ping = frame(Opcode::Ping, b"");
+    loop {
+        let Some(interval) = worker.upgrade().map(|w| w.limits.sweep_interval) else {
+            return;
+        };
+        let pass_start = tokio::time::Instant::now();
+        let due = {
+            let Some(w) = worker.upgrade() else { return };
+            report_worker_counters(&w);
+            notice_draining(&w);
+            w.flagged.take()
+        };
+        let steps = steps_per_pass(due.len(), interval);
+        let per_step = due.len().div_ceil(steps).max(1);
+        let mut chunks = due.chunks(per_step);
+        for step in 1..=steps {
+            if let Some(chunk) = chunks.next() {
+                let Some(w) = worker.upgrade() else { return };
+                let now = Instant::now();
+                let (flagged, all) = w.visits.get();
+                w.visits.set((flagged + chunk.len() as u64, all));
+                for s in chunk {
+                    match visit(&w, s, now, &ping) {
+                        Visited::InFlight => w.flagged.borrow_mut().push(s.clone()),
+                        Visited::Quiet => s.flagged.set(false),
+                        Visited::Gone => {
+                            s.flagged.set(false);
+                            w.sessions.borrow_mut()[slice_of(s.id)].remove(&s.id);
+                        }
+                    }
+                }
+            }
+            tokio::time::sleep_until(pass_start + interval * step as u32 / steps as u32).await;
+        }
+    }
+}
+
+/// The pass over every session, once per [`idle_period`], a few slices a step. Flagged
+/// sessions are left to [`sweep_flagged`]; a visit that finds a session with something in
+/// flight (output waiting, a close) flags it.
+async fn sweep_all(worker: std::rc::Weak<Worker>) {
     let ping = frame(Opcode::Ping, b"");
     let mut slice = 0;
     loop {
-        let (interval, steps) = match worker.upgrade() {
+        let (period, steps) = match worker.upgrade() {
             Some(w) => {
-                let interval = w.limits.sweep_interval;
-                (interval, steps_per_pass(w.session_count(), interval))
+                let period = idle_period(&w.limits);
+                (period, steps_per_pass(w.session_count(), period))
             }
             None => return,
         };
-        tokio::time::sleep(interval / steps as u32).await;
+        tokio::time::sleep(period / steps as u32).await;
         let Some(w) = worker.upgrade() else { return };
         for _ in 0..SWEEP_SLICES / steps {
             slice = (slice + 1) % SWEEP_SLICES;
-            if slice == 0 {
-                report_worker_counters(&w);
-            }
-            sweep_slice(&w, slice, &ping);
+            visit_slice(&w, slice, &ping);
         }
     }
 }
@@ -174,6 +258,9 @@ async fn sweep(worker: std::rc::Weak<Worker>) {
 /// Moves the router's and the shared streams' counters into the global metrics (once per
 /// `sweep_interval`).
 fn report_worker_counters(w: &Worker) {
+    let (flagged, all) = w.visits.replace((0, 0));
+    w.metrics.sweep_visits_flagged.add(flagged);
+    w.metrics.sweep_visits_all.add(all);
     let resyncs = w.router.borrow().stats().resyncs;
     w.metrics
         .router_resyncs
@@ -194,70 +281,122 @@ fn report_worker_counters(w: &Worker) {
     m.shared_stream_frames.add(streams.frames - was.frames);
 }
 
-/// One slice of the sweep: counters, drain, slow consumers, heartbeats and close deadlines
-/// of the sessions in `slice`.
-fn sweep_slice(w: &Worker, slice: usize, ping: &bytes::Bytes) {
-    let now = Instant::now();
-    let limits = &w.limits;
-    // Connections that are gone leave the registry; their actors have stopped too.
-    w.sessions.borrow_mut()[slice].retain(|_, s| {
-        s.flush_counters();
-        s.body_alive.get()
-    });
-    let draining = w.metrics.draining.load(Ordering::Relaxed);
-    if draining && w.drain_started.get().is_none() {
-        w.drain_started.set(Some(now));
-        tracing::info!(
-            worker = w.index,
-            sessions = w.session_count(),
-            "draining: closing sessions 1001 once their output is flushed"
-        );
+/// The first time this worker sees the server draining, flags every session, so the
+/// flagged pass closes each once its output is flushed.
+fn notice_draining(w: &Worker) {
+    if !w.metrics.draining.load(Ordering::Relaxed) || w.drain_started.get().is_some() {
+        return;
     }
-    let flush_over = w
-        .drain_started
-        .get()
-        .is_some_and(|t| now.duration_since(t) >= limits.shutdown_flush);
+    w.drain_started.set(Some(Instant::now()));
+    tracing::info!(
+        worker = w.index,
+        sessions = w.session_count(),
+        "draining: closing sessions 1001 once their output is flushed"
+    );
+    for slice in w.sessions.borrow().iter() {
+        for s in slice.values() {
+            w.flag(s);
+        }
+    }
+}
+
+/// Visits the sessions of one slice that are not flagged.
+fn visit_slice(w: &Worker, slice: usize, ping: &bytes::Bytes) {
+    let now = Instant::now();
+    let mut gone = Vec::new();
+    let mut in_flight = Vec::new();
+    let mut visits = 0;
     for s in w.sessions.borrow()[slice].values() {
-        let mut outbox = s.outbox.borrow_mut();
-        // A ping queued at the previous visit that no data write has carried out yet.
-        outbox.wake_if_pending();
-        outbox.release_idle_memory();
-        if outbox.closing().is_none() {
-            if draining && (outbox.queued_bytes() == 0 || flush_over) {
-                outbox.close(CloseReason::GOING_AWAY);
-            } else if outbox.sweep_lag(now) > limits.max_lag {
-                outbox.close(CloseReason::SLOW_CONSUMER);
-            } else if now.duration_since(s.last_seen.get()) > limits.client_timeout {
-                outbox.close(CloseReason::HEARTBEAT_TIMEOUT);
-            } else if now.duration_since(s.last_ping.get()) >= limits.ping_interval {
-                s.last_ping.set(now);
-                outbox.piggyback(ping.clone());
-            }
+        if s.flagged.get() {
+            continue;
         }
-        if let Some(reason) = outbox.closing() {
-            match s.close_deadline.get() {
-                None => {
-                    if reason.code == CloseReason::SLOW_CONSUMER.code {
-                        w.metrics.slow_consumer_closes.inc();
-                        tracing::info!(parent: &s.span, "closing slow consumer");
-                    } else if reason.code == CloseReason::HEARTBEAT_TIMEOUT.code {
-                        w.metrics.heartbeat_closes.inc();
-                        tracing::info!(parent: &s.span, "closing silent client");
-                    }
-                    s.close_deadline.set(Some(now + limits.close_grace));
-                }
-                Some(deadline) if now >= deadline && s.body_alive.get() => {
-                    tracing::info!(
-                        parent: &s.span,
-                        code = reason.code,
-                        "close did not complete; cutting connection"
-                    );
-                    s.cut();
-                    s.close_deadline.set(Some(now + limits.close_grace));
-                }
-                _ => {}
-            }
+        visits += 1;
+        match visit(w, s, now, ping) {
+            Visited::InFlight => in_flight.push(s.clone()),
+            Visited::Quiet => {}
+            Visited::Gone => gone.push(s.id),
         }
+    }
+    let mut sessions = w.sessions.borrow_mut();
+    for id in gone {
+        sessions[slice].remove(&id);
+    }
+    drop(sessions);
+    let (flagged, all) = w.visits.get();
+    w.visits.set((flagged, all + visits));
+    for s in &in_flight {
+        w.flag(s);
+    }
+}
+
+/// What a visit found.
+enum Visited {
+    /// Output waiting, a blocked socket or a close in progress: visit again next pass.
+    InFlight,
+    /// Nothing in flight.
+    Quiet,
+    /// The connection is gone (its actor has stopped too): the session leaves the registry.
+    Gone,
+}
+
+/// One visit: counters, memory, drain, slow consumer, heartbeat, ping and close deadline.
+fn visit(w: &Worker, s: &SessionShared, now: Instant, ping: &bytes::Bytes) -> Visited {
+    s.flush_counters();
+    if !s.body_alive.get() {
+        return Visited::Gone;
+    }
+    let limits = &w.limits;
+    let draining = w.drain_started.get();
+    let flush_over = draining.is_some_and(|t| now.duration_since(t) >= limits.shutdown_flush);
+    let mut outbox = s.outbox.borrow_mut();
+    // Output waiting, a ping queued at an earlier visit included: a ping waits for data to
+    // carry it until the session's next visit, then leaves on its own.
+    let pending = outbox.has_pending();
+    outbox.wake_if_pending();
+    outbox.release_idle_memory();
+    if outbox.closing().is_none() {
+        if draining.is_some() && (outbox.queued_bytes() == 0 || flush_over) {
+            outbox.close(CloseReason::GOING_AWAY);
+        } else if outbox.sweep_lag(now) > limits.max_lag {
+            outbox.close(CloseReason::SLOW_CONSUMER);
+        } else if now.duration_since(s.last_seen.get()) > limits.client_timeout {
+            outbox.close(CloseReason::HEARTBEAT_TIMEOUT);
+        } else if now.duration_since(s.last_ping.get()) >= limits.ping_interval {
+            s.last_ping.set(now);
+            outbox.piggyback(ping.clone());
+        }
+    }
+    if let Some(reason) = outbox.closing() {
+        match s.close_deadline.get() {
+            None => {
+                if reason.code == CloseReason::SLOW_CONSUMER.code {
+                    w.metrics.slow_consumer_closes.inc();
+                    tracing::info!(parent: &s.span, "closing slow consumer");
+                } else if reason.code == CloseReason::HEARTBEAT_TIMEOUT.code {
+                    w.metrics.heartbeat_closes.inc();
+                    tracing::info!(parent: &s.span, "closing silent client");
+                }
+                s.close_deadline.set(Some(now + limits.close_grace));
+            }
+            Some(deadline) if now >= deadline => {
+                tracing::info!(
+                    parent: &s.span,
+                    code = reason.code,
+                    "close did not complete; cutting connection"
+                );
+                s.cut();
+                s.close_deadline.set(Some(now + limits.close_grace));
+            }
+            _ => {}
+        }
+        return Visited::InFlight;
+    }
+    // A ping queued just now does not count: it may wait for data until the next pass over
+    // every session.
+    if pending || s.write_blocked.get() || draining.is_some() {
+        Visited::InFlight
+    } else {
+        Visited::Quiet
     }
 }
 
@@ -283,5 +422,23 @@ mod tests {
         for k in STEP_COUNTS {
             assert_eq!(SWEEP_SLICES % k, 0, "{k} divides the slices");
         }
+    }
+
+    #[test]
+    fn every_session_is_visited_often_enough_for_pings_and_timeouts() {
+        let limits = |ping, timeout, sweep| SessionLimits {
+            ping_interval: Duration::from_millis(ping),
+            client_timeout: Duration::from_millis(timeout),
+            sweep_interval: Duration::from_millis(sweep),
+            ..SessionLimits::default()
+        };
+        let ms = |d: Duration| d.as_millis();
+        // Defaults (15 s pings, 45 s timeout): once a second.
+        assert_eq!(ms(idle_period(&SessionLimits::default())), 1000);
+        // A tenth of the shorter of the two.
+        assert_eq!(ms(idle_period(&limits(5_000, 3_000, 100))), 300);
+        // Never more often than the sweep interval.
+        assert_eq!(ms(idle_period(&limits(200, 1_000, 100))), 100);
+        assert_eq!(ms(idle_period(&limits(60_000, 60_000, 2_000))), 2000);
     }
 }

@@ -75,6 +75,8 @@ pub struct Snapshot {
     pub request_errors: u64,
     pub feeds: Vec<FeedSnapshot>,
     pub router_resyncs: u64,
+    /// Sweep visits: (flagged pass, pass over every session).
+    pub sweep_visits: (u64, u64),
     pub worker_queue_overflows: u64,
     pub book_restarts: u64,
     pub book_events_dropped: u64,
@@ -125,6 +127,7 @@ impl Snapshot {
             request_errors: m.request_errors.get(),
             feeds: Vec::new(),
             router_resyncs: m.router_resyncs.get(),
+            sweep_visits: (m.sweep_visits_flagged.get(), m.sweep_visits_all.get()),
             worker_queue_overflows: 0,
             book_restarts: 0,
             book_events_dropped: 0,
@@ -367,6 +370,16 @@ impl Collector for Snapshot {
                 }
             }
         }
+        labelled_counter(
+            e,
+            "tickwire_sweep_visits",
+            "Session visits by the workers' sweeps: flagged (sessions whose connection ran, every sweep interval) and all (every session, once per idle period).",
+            "pass",
+            &[
+                ("flagged", self.sweep_visits.0),
+                ("all", self.sweep_visits.1),
+            ],
+        )?;
         labelled_counter(
             e,
             "tickwire_resyncs",

@@ -210,6 +210,10 @@ pub struct Metrics {
     pub throttled: Counter,
     /// Worker-queue overflows that made a router re-offer the last values.
     pub router_resyncs: Counter,
+    /// Session visits by the workers' sweeps: of flagged sessions (every
+    /// `sweep_interval`) and by the slower pass over every session.
+    pub sweep_visits_flagged: Counter,
+    pub sweep_visits_all: Counter,
     pub latency: AtomicHistogram,
     /// One market-data frame in this many (per session) is sampled for latency.
     pub latency_sample_every: u32,
@@ -258,6 +262,8 @@ impl Metrics {
             conflated: Counter::default(),
             throttled: Counter::default(),
             router_resyncs: Counter::default(),
+            sweep_visits_flagged: Counter::default(),
+            sweep_visits_all: Counter::default(),
             latency: AtomicHistogram::default(),
             latency_sample_every: latency_sample_every.max(1),
             draining: AtomicBool::new(false),
@@ -297,6 +303,8 @@ impl Metrics {
             "shared_stream_members": self.shared_stream_members.get(),
             "shared_stream_demotions": self.shared_stream_demotions.get(),
             "shared_stream_frames": self.shared_stream_frames.get(),
+            "sweep_visits_flagged": self.sweep_visits_flagged.get(),
+            "sweep_visits_all": self.sweep_visits_all.get(),
         });
         for r in DisconnectReason::ALL {
             v[format!("disconnects_{}", r.as_str())] = self.disconnects[r as usize].get().into();

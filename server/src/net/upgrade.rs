@@ -117,10 +117,17 @@ pub async fn upgrade<T: WsStream>(
     let hub = state.engine.hub().clone();
     let inbox = InboxStream(shared.clone());
     let session_shared = shared.clone();
-    let router = worker.router.clone();
+    let session_worker = worker.clone();
     Session::create(move |ctx| {
         ctx.add_stream(inbox);
-        Session::new(session_shared, worker, symbols, hub, negotiated, admission)
+        Session::new(
+            session_shared,
+            session_worker,
+            symbols,
+            hub,
+            negotiated,
+            admission,
+        )
     });
     let mut first: Vec<Bytes> = Vec::with_capacity(2);
     if !parts.write_buf.is_empty() {
@@ -131,7 +138,7 @@ pub async fn upgrade<T: WsStream>(
     let connection = Connection::new(
         parts.io,
         shared,
-        router,
+        worker,
         InboundDecoder::new(limits.max_message_bytes, negotiated.deflate),
         Outbound::new(negotiated.batch.then_some(limits.batch_window)),
         first,
