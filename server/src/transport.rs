@@ -542,8 +542,6 @@ impl<T: WsStream> Future for Connection<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        // Whatever woke the connection may have changed what the sweep looks at.
-        this.worker.flag(&this.shared);
         if let Err(e) = this.poll_write_side(cx) {
             tracing::debug!(parent: &this.shared.span, error = %e, "write failed; dropping connection");
             return Poll::Ready(());
@@ -565,6 +563,9 @@ impl<T: WsStream> Future for Connection<T> {
             this.unsent = Vec::new();
         }
         this.shared.write_blocked.set(!this.unsent.is_empty());
+        // What the connection did may have changed what the sweep looks at. (After the
+        // writes: bookkeeping does not delay a tick.)
+        this.worker.flag(&this.shared);
         if this.shut_down && !this.reading {
             return Poll::Ready(());
         }
