@@ -17,8 +17,7 @@
 //! each: a ping no data has carried out by the session's next visit by the pass over every
 //! session is sent on its own then, one [`idle_period`] late at most. 10,000 sessions are
 //! pinged 667 times a second at the default 15 s; sent on their own, each of those writes
-//! (and the pong it brings back) stalled the worker's deliveries for its duration, which
-//! showed in W3's p99 (docs/benchmarks.md).
+//! stalls the worker's deliveries for its duration.
 //!
 //! The sweep runs on the same thread as the router, so while it runs no tick is delivered.
 //! It therefore visits as few sessions as it can, a few at a time, in two passes:
@@ -35,8 +34,8 @@
 //! cold state costs a few hundred nanoseconds: a pass over 10,000 sessions at once stalled
 //! delivery for milliseconds). Before the two passes, a worker with 10,000 sessions visited
 //! all of them every 100 ms, 100,000 visits a second, most of them to sessions with nothing
-//! to do; a tick that arrived during a step waited for it, which showed in W3's p99 (about
-//! 30 µs of it, docs/benchmarks.md).
+//! to do; a tick that arrived during a step waited for it (W3's p99 dropped by 50-70 µs in
+//! runs without pings in the window, docs/benchmarks.md).
 //!
 //! A worker with few sessions wakes once per pass; one with 10,000 once a millisecond.
 

@@ -109,7 +109,8 @@ pub struct SessionLimits {
     /// the session's outbox (where it is conflated and bounded) instead of in megabytes of
     /// kernel memory.
     pub socket_send_buffer: usize,
-    /// How often each worker checks its sessions for lag, heartbeat and close deadlines.
+    /// How often each worker visits its busy sessions (lag, close deadlines, counters); every
+    /// session is visited for heartbeats once per `crate::worker::idle_period`.
     pub sweep_interval: Duration,
     /// Accept permessage-deflate (RFC 7692) when a client offers it.
     pub permessage_deflate: bool,
