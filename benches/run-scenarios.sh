@@ -9,11 +9,17 @@
 #
 # Usage: benches/run-scenarios.sh [OUT_DIR]
 # Environment:
-#   SERVERS="tickwire node-ws"   which servers to measure
+#   SERVERS="tickwire node-ws"   which servers to measure; "tickwire-b" is a second Tickwire
+#                                binary (TICKWIRE_BIN_B), to compare a change against a base
+#   REPEAT=1                     run every (scenario, server) this many times, the servers
+#                                alternating within each round; labels get -r1, -r2, ... and
+#                                summary.md adds the median and range of each (on a shared
+#                                or virtual machine one run moves by more than many changes)
 #   SCENARIOS="w1 w2 w3 w4"     scenario file prefixes under benches/scenarios/ (w4 includes
 #                               w4-control, the no-stalled-clients reference)
 #   DURATION=20                  override every scenario's measurement seconds
 #   TICKWIRE_BIN=path            server binary (default: build it into the cargo target dir)
+#   TICKWIRE_BIN_B=path          the "tickwire-b" server's binary
 #   LOADGEN_BIN=path             generator binary (default: build it likewise)
 #   SERVER_CPU=0 LOADGEN_CPU=1   cores for taskset
 #   NICE=-10                     run server and generator at this nice level (a shared
@@ -32,6 +38,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=${1:-$ROOT/bench-results/$(date -u +%Y%m%dT%H%M%SZ)}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 SERVERS=${SERVERS:-"tickwire node-ws"}
+REPEAT=${REPEAT:-1}
+[[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || { log "REPEAT must be a positive integer"; exit 2; }
 SCENARIOS=${SCENARIOS:-"w1 w2 w3 w4"}
 SERVER_CPU=${SERVER_CPU:-0}
 LOADGEN_CPU=${LOADGEN_CPU:-1}
@@ -51,6 +59,10 @@ if [[ " $SERVERS " == *" tickwire "* ]]; then
     (cd "$ROOT" && cargo build --release -p tickwire-server)
     TICKWIRE_BIN=$TARGET/release/tickwire
   fi
+fi
+if [[ " $SERVERS " == *" tickwire-b "* && -z "${TICKWIRE_BIN_B:-}" ]]; then
+  log "SERVERS names tickwire-b: set TICKWIRE_BIN_B to its binary"
+  exit 2
 fi
 if [[ " $SERVERS " == *" node-ws "* && ! -d "$NODE_DIR/node_modules" ]]; then
   (cd "$NODE_DIR" && npm ci --no-audit --no-fund)
@@ -106,37 +118,42 @@ done
 port=18200
 failures=0
 for f in "${files[@]}"; do
-  for server in $SERVERS; do
-    port=$((port + 1))
-    args=$("$LOADGEN" server-args --scenario "$f" --listen "127.0.0.1:$port")
-    name=$(basename "$f" .toml)
-    slog="$OUT/$name-$server.server.log"
-    log "== $name on $server (port $port): $args"
-    case $server in
-      # The generator opens up to 20,000 connections per source address: lift the
-      # per-address cap (docs/security.md) for the benchmark.
-      tickwire) TICKWIRE_LIMITS__MAX_CONNECTIONS_PER_IP=0 "${PIN_SERVER[@]}" "$TICKWIRE_BIN" serve $args >"$slog" 2>&1 & ;;
-      node-ws) "${PIN_SERVER[@]}" node "$NODE_DIR/server.js" $args >"$slog" 2>&1 & ;;
-      *) log "unknown server $server"; exit 2 ;;
-    esac
-    pid=$!
-    if ! wait_port "$port" "$pid"; then
-      log "server $server did not start; see $slog"
+  for round in $(seq 1 "$REPEAT"); do
+    for server in $SERVERS; do
+      port=$((port + 1))
+      args=$("$LOADGEN" server-args --scenario "$f" --listen "127.0.0.1:$port")
+      name=$(basename "$f" .toml)
+      label=$server
+      [[ $REPEAT -gt 1 ]] && label=$server-r$round
+      slog="$OUT/$name-$label.server.log"
+      log "== $name on $label (port $port): $args"
+      case $server in
+        # The generator opens up to 20,000 connections per source address: lift the
+        # per-address cap (docs/security.md) for the benchmark.
+        tickwire) TICKWIRE_LIMITS__MAX_CONNECTIONS_PER_IP=0 "${PIN_SERVER[@]}" "$TICKWIRE_BIN" serve $args >"$slog" 2>&1 & ;;
+        tickwire-b) TICKWIRE_LIMITS__MAX_CONNECTIONS_PER_IP=0 "${PIN_SERVER[@]}" "$TICKWIRE_BIN_B" serve $args >"$slog" 2>&1 & ;;
+        node-ws) "${PIN_SERVER[@]}" node "$NODE_DIR/server.js" $args >"$slog" 2>&1 & ;;
+        *) log "unknown server $server"; exit 2 ;;
+      esac
+      pid=$!
+      if ! wait_port "$port" "$pid"; then
+        log "server $label did not start; see $slog"
+        stop_server "$pid"
+        failures=$((failures + 1))
+        continue
+      fi
+      extra=()
+      [[ -n "${DURATION:-}" ]] && extra+=(--duration "$DURATION")
+      [[ -n "${BUSY_POLL:-}" ]] && extra+=(--busy-poll)
+      if ! "${PIN_LOADGEN[@]}" "$LOADGEN" run --scenario "$f" --url "ws://127.0.0.1:$port/ws" \
+        --server-pid "$pid" --label "$label" --out "$OUT" --no-plots "${extra[@]}" \
+        2> >(tr '\r' '\n' >"$OUT/$name-$label.progress.log") | tee "$OUT/$name-$label.summary.txt"; then
+        log "loadgen failed on $name/$label"
+        failures=$((failures + 1))
+      fi
       stop_server "$pid"
-      failures=$((failures + 1))
-      continue
-    fi
-    extra=()
-    [[ -n "${DURATION:-}" ]] && extra+=(--duration "$DURATION")
-    [[ -n "${BUSY_POLL:-}" ]] && extra+=(--busy-poll)
-    if ! "${PIN_LOADGEN[@]}" "$LOADGEN" run --scenario "$f" --url "ws://127.0.0.1:$port/ws" \
-      --server-pid "$pid" --label "$server" --out "$OUT" --no-plots "${extra[@]}" \
-      2> >(tr '\r' '\n' >"$OUT/$name-$server.progress.log") | tee "$OUT/$name-$server.summary.txt"; then
-      log "loadgen failed on $name/$server"
-      failures=$((failures + 1))
-    fi
-    stop_server "$pid"
-    sleep 1
+      sleep 1
+    done
   done
 done
 

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use tickwire_benches::loadgen::config::{Pattern, Scenario};
 use tickwire_benches::loadgen::plot;
 use tickwire_benches::loadgen::report::{
-    check_targets, comparison_table, summary, targets_table, RunResult,
+    check_targets, comparison_table, spread_table, summary, targets_table, RunResult,
 };
 use tickwire_benches::loadgen::runner::{run, RunOptions};
 
@@ -215,6 +215,11 @@ fn report(out: &Path, files: &[PathBuf]) -> Result<()> {
     let table = comparison_table(&runs);
     let mut md = String::from("# Load generator results\n\n");
     md.push_str(&table);
+    let spread = spread_table(&runs);
+    if let Some(spread) = &spread {
+        md.push_str("\n## Spread over repeated runs\n\nmedian (min-max)\n\n");
+        md.push_str(spread);
+    }
     let checks = check_targets(&runs);
     let targets = targets_table(&checks);
     if !checks.is_empty() {
@@ -247,6 +252,9 @@ fn report(out: &Path, files: &[PathBuf]) -> Result<()> {
     }
     std::fs::write(out.join("summary.md"), &md)?;
     println!("{table}");
+    if let Some(spread) = &spread {
+        println!("spread over repeated runs, median (min-max):\n{spread}");
+    }
     if !checks.is_empty() {
         println!("{targets}");
     }

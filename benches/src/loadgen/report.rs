@@ -317,6 +317,66 @@ pub fn comparison_table(runs: &[RunResult]) -> String {
     s
 }
 
+/// The server label of a repeated run without its repetition suffix: `tickwire-r3` is the
+/// third run of `tickwire` (see `benches/run-scenarios.sh`, `REPEAT`).
+pub fn base_label(label: &str) -> &str {
+    match label.rsplit_once("-r") {
+        Some((base, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => base,
+        _ => label,
+    }
+}
+
+/// Median, minimum and maximum of `values` (not empty).
+fn spread(mut values: Vec<f64>) -> (f64, f64, f64) {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    let median = if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    };
+    (median, values[0], values[n - 1])
+}
+
+/// A markdown table of the spread over repeated runs of the same scenario and server:
+/// median (min-max) of the latency percentiles and the delivery rate. On a shared or
+/// virtual machine one run can move by more than the difference being measured; the
+/// spread says how much. `None` when nothing was repeated.
+pub fn spread_table(runs: &[RunResult]) -> Option<String> {
+    let mut groups: Vec<(&str, &str, Vec<&RunResult>)> = Vec::new();
+    for r in runs {
+        let key = (r.scenario.name.as_str(), base_label(&r.label));
+        match groups.iter_mut().find(|g| (g.0, g.1) == key) {
+            Some(g) => g.2.push(r),
+            None => groups.push((key.0, key.1, vec![r])),
+        }
+    }
+    groups.retain(|g| g.2.len() > 1);
+    if groups.is_empty() {
+        return None;
+    }
+    let mut s = String::from(
+        "| scenario | server | runs | p50 µs | p99 µs | p99.9 µs | deliveries/s |\n|---|---|---|---|---|---|---|\n",
+    );
+    for (name, label, rs) in groups {
+        let cell = |f: fn(&RunResult) -> f64, fmt: fn(f64) -> String| {
+            let (m, lo, hi) = spread(rs.iter().map(|r| f(r)).collect());
+            format!("{} ({}-{})", fmt(m), fmt(lo), fmt(hi))
+        };
+        let us = |v: f64| format!("{v:.0}");
+        let _ = writeln!(
+            s,
+            "| {name} | {label} | {} | {} | {} | {} | {} |",
+            rs.len(),
+            cell(|r| r.latency.p50_us, us),
+            cell(|r| r.latency.p99_us, us),
+            cell(|r| r.latency.p999_us, us),
+            cell(|r| r.deliveries_per_s, si),
+        );
+    }
+    Some(s)
+}
+
 /// Seconds of the window in which every CPU was at least 95% busy.
 pub fn saturated_seconds(r: &RunResult) -> usize {
     r.series
@@ -536,5 +596,30 @@ mod tests {
         assert!(by("p99 ≤ 1.1x")); // 100/95 = 1.05
         assert!(!by("≤ 7 KiB")); // not sampled
         assert!(targets_table(&c).contains("**no**"));
+    }
+
+    #[test]
+    fn repeated_runs_are_summarized_as_median_and_range() {
+        assert_eq!(base_label("tickwire-r12"), "tickwire");
+        assert_eq!(base_label("tickwire-b-r2"), "tickwire-b");
+        assert_eq!(base_label("node-ws"), "node-ws");
+        assert_eq!(base_label("tickwire-r"), "tickwire-r");
+        let t = Targets::default;
+        let runs = vec![
+            run("W1", "tickwire-r1", 200.0, t()),
+            run("W1", "tickwire-r2", 150.0, t()),
+            run("W1", "tickwire-r3", 400.0, t()),
+            run("W1", "node-ws-r1", 300.0, t()),
+            run("W3", "tickwire", 300.0, t()),
+        ];
+        let table = spread_table(&runs).expect("a repeated group");
+        // Only W1/tickwire was repeated; its p99 median is the middle run, p99.9 twice it.
+        assert_eq!(table.lines().count(), 3, "{table}");
+        assert!(
+            table.contains("| W1 | tickwire | 3 | 0 (0-0) | 200 (150-400) | 400 (300-800) |"),
+            "{table}"
+        );
+        assert!(spread_table(&runs[3..]).is_none());
+        assert_eq!(spread(vec![4.0, 1.0, 3.0, 2.0]), (2.5, 1.0, 4.0));
     }
 }
