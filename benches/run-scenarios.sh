@@ -12,7 +12,8 @@
 #   SERVERS="tickwire node-ws"   which servers to measure; "tickwire-b" is a second Tickwire
 #                                binary (TICKWIRE_BIN_B), to compare a change against a base
 #   REPEAT=1                     run every (scenario, server) this many times, the servers
-#                                alternating within each round; labels get -r1, -r2, ... and
+#                                alternating within each round (in reverse order every
+#                                other round); labels get -r1, -r2, ... and
 #                                summary.md adds the median and range of each (on a shared
 #                                or virtual machine one run moves by more than many changes)
 #   SCENARIOS="w1 w2 w3 w4"     scenario file prefixes under benches/scenarios/ (w4 includes
@@ -119,7 +120,13 @@ port=18200
 failures=0
 for f in "${files[@]}"; do
   for round in $(seq 1 "$REPEAT"); do
-    for server in $SERVERS; do
+    # Even rounds run the servers in reverse order: on this kind of machine the first run
+    # of a pair was often the faster, whichever server it was.
+    order=$SERVERS
+    if (( round % 2 == 0 )); then
+      order=$(printf '%s\n' $SERVERS | tac | tr '\n' ' ')
+    fi
+    for server in $order; do
       port=$((port + 1))
       args=$("$LOADGEN" server-args --scenario "$f" --listen "127.0.0.1:$port")
       name=$(basename "$f" .toml)
