@@ -70,9 +70,6 @@ pub struct Worker {
     index: usize,
     /// Router resyncs already added to the global metrics.
     reported_resyncs: Cell<u64>,
-    /// Visits by the flagged pass and by the pass over every session, not yet added to the
-    /// global metrics.
-    visits: Cell<(u64, u64)>,
     /// Shared-stream counters already added to the global metrics.
     reported_streams: Cell<StreamStats>,
     /// When this worker first saw the server draining.
@@ -105,7 +102,6 @@ impl Worker {
                 next_session: Cell::new(0),
                 index,
                 reported_resyncs: Cell::new(0),
-                visits: Cell::new((0, 0)),
                 reported_streams: Cell::new(StreamStats::default()),
                 drain_started: Cell::new(None),
             });
@@ -213,8 +209,8 @@ async fn sweep_flagged(worker: std::rc::Weak<Worker>) {
             if let Some(chunk) = chunks.next() {
                 let Some(w) = worker.upgrade() else { return };
                 let now = Instant::now();
-                let (flagged, all) = w.visits.get();
-                w.visits.set((flagged + chunk.len() as u64, all));
+                // One add per step, not per visit: a step is already a batch.
+                w.metrics.sweep_visits_flagged.add(chunk.len() as u64);
                 for s in chunk {
                     match visit(&w, s, now, &ping) {
                         Visited::InFlight => w.flagged.borrow_mut().push(s.clone()),
@@ -257,9 +253,6 @@ async fn sweep_all(worker: std::rc::Weak<Worker>) {
 /// Moves the router's and the shared streams' counters into the global metrics (once per
 /// `sweep_interval`).
 fn report_worker_counters(w: &Worker) {
-    let (flagged, all) = w.visits.replace((0, 0));
-    w.metrics.sweep_visits_flagged.add(flagged);
-    w.metrics.sweep_visits_all.add(all);
     let resyncs = w.router.borrow().stats().resyncs;
     w.metrics
         .router_resyncs
@@ -321,8 +314,7 @@ fn visit_slice(w: &Worker, slice: usize, ping: &bytes::Bytes) {
         sessions[slice].remove(&id);
     }
     drop(sessions);
-    let (flagged, all) = w.visits.get();
-    w.visits.set((flagged, all + visits));
+    w.metrics.sweep_visits_all.add(visits);
     for s in &in_flight {
         w.flag(s);
     }
