@@ -4,7 +4,8 @@
 //! into the engine's normalized events by implementing
 //! [`FeedAdapter`](tickwire_engine::FeedAdapter).
 //!
-//! * [`synthetic`]: a deterministic, seeded market simulator for demos, tests and benchmarks.
+//! * [`synthetic`]: a deterministic, seeded market simulator for demos, tests and benchmarks,
+//!   paced by [`pacing`]'s sub-millisecond ticker.
 //! * [`venues`]: sans-IO decoders for Coinbase, Binance, Kraken and OKX.
 //! * [`live`]: live WebSocket adapters around those decoders, and the exchange simulator;
 //!   [`failover`]: two lines of one venue (A/B feeds) arbitrated into one.
@@ -19,6 +20,7 @@ pub mod failover;
 pub mod inspect;
 pub mod itch;
 pub mod live;
+pub mod pacing;
 pub mod progress;
 pub mod rawfile;
 pub mod recording;
