@@ -141,8 +141,11 @@ mod imp {
         }
 
         pub async fn wait(&mut self) -> io::Result<u64> {
-            let at = self.interval.tick().await;
-            let total = ((at - self.start).as_nanos() / self.period.as_nanos()) as u64;
+            // The tick's own instant lags behind after a stall (a missed tick comes back
+            // at once, stamped with its old instant); count from the clock instead.
+            self.interval.tick().await;
+            let now = tokio::time::Instant::now();
+            let total = ((now - self.start).as_nanos() / self.period.as_nanos()) as u64;
             let n = total.saturating_sub(self.seen).max(1);
             self.seen += n;
             Ok(n)
