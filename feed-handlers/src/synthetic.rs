@@ -335,10 +335,9 @@ impl SyntheticAdapter {
         // Never burst more than 10 ms worth of events after a stall: the simulated exchange
         // drops the backlog instead of flooding, as pacing is part of what it simulates.
         let max_burst = ((rate / 100.0) as u64).max(1);
-        // A precise 1 ms tick (see `pacing`): tokio's millisecond timer wheel sent 3 % of the
-        // events back to back with the one before at 1,000/s, a burst the rate never asked for.
-        let mut ticker = Ticker::new(Duration::from_millis(1))?;
-        let period_s = ticker.period().as_secs_f64();
+        // A precise tick (see `pacing`): tokio's millisecond timer wheel sent 3 % of the events
+        // back to back with the one before at 1,000/s, a burst the rate never asked for.
+        let mut ticker = pacing_period(rate).map(Ticker::new).transpose()?;
         let mut events = Vec::with_capacity(64);
         loop {
             tokio::select! {
@@ -349,10 +348,16 @@ impl SyntheticAdapter {
                         }
                     }
                 },
-                periods = ticker.tick() => {
+                // At rate 0 there is no ticker: the feed only answers resyncs.
+                (periods, period) = async {
+                    match ticker.as_mut() {
+                        Some(t) => (t.tick().await, t.period()),
+                        None => std::future::pending().await,
+                    }
+                } => {
                     // Events due are counted from the periods elapsed, not from when the
                     // thread happened to wake: at 1,000/s every period carries one event.
-                    let due = (periods? as f64 * period_s * rate).round() as u64;
+                    let due = (periods? as f64 * period.as_secs_f64() * rate).round() as u64;
                     if due > done + max_burst {
                         done = due - max_burst;
                     }
@@ -386,6 +391,14 @@ impl SyntheticAdapter {
     }
 }
 
+/// The synthetic feed's pacing period for `rate` events a second: one event per period when
+/// events are sparser than one a millisecond (so an idle or slow feed does not wake a
+/// thousand times a second), 1 ms otherwise, at most 1 s; none at rate 0.
+fn pacing_period(rate: f64) -> Option<Duration> {
+    (rate.is_finite() && rate > 0.0)
+        .then(|| Duration::from_secs_f64((1.0 / rate).clamp(0.001, 1.0)))
+}
+
 fn remap(ev: &mut FeedEvent, ids: &[SymbolId]) {
     let meta = match ev {
         FeedEvent::Snapshot { meta, .. }
@@ -413,6 +426,19 @@ impl FeedAdapter for SyntheticAdapter {
 mod tests {
     use super::*;
     use tickwire_engine::book::{Coalescer, L2Book, Level};
+
+    #[test]
+    fn pacing_follows_the_rate() {
+        let ms = Duration::from_millis;
+        // Sparse feeds wake once per event, dense ones once a millisecond.
+        assert_eq!(pacing_period(10.0), Some(ms(100)));
+        assert_eq!(pacing_period(1_000.0), Some(ms(1)));
+        assert_eq!(pacing_period(20_000.0), Some(ms(1)));
+        assert_eq!(pacing_period(0.1), Some(ms(1_000)));
+        // No ticker at all when there is nothing to send.
+        assert_eq!(pacing_period(0.0), None);
+        assert_eq!(pacing_period(f64::NAN), None);
+    }
 
     fn run_steps(seed: u64, steps: usize) -> Vec<FeedEvent> {
         let cfg = SyntheticConfig {
