@@ -15,6 +15,7 @@
 
 pub mod codec;
 pub mod engine_role;
+mod follower;
 pub mod gateway;
 pub mod lease;
 pub mod subjects;
