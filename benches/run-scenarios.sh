@@ -11,10 +11,11 @@
 # Environment:
 #   SERVERS="tickwire node-ws"   which servers to measure; "tickwire-b" is a second Tickwire
 #                                binary (TICKWIRE_BIN_B), to compare a change against a base
-#   REPEAT=1                     run every (scenario, server) this many times, the servers
-#                                alternating within each round (in reverse order every
-#                                other round); labels get -r1, -r2, ... and
-#                                summary.md adds the median and range of each (on a shared
+#   REPEAT=1                     run every (scenario, server) this many times, in rounds
+#                                that each run every scenario and server (in reverse order
+#                                every other round); labels get -r1, -r2, ... and
+#                                summary.md adds the median and range of each, and the
+#                                median of W4's per-round ratios to W4-control (on a shared
 #                                or virtual machine one run moves by more than many changes)
 #   SCENARIOS="w1 w2 w3 w4"     scenario file prefixes under benches/scenarios/ (w4 includes
 #                               w4-control, the no-stalled-clients reference)
@@ -118,14 +119,19 @@ done
 
 port=18200
 failures=0
-for f in "${files[@]}"; do
-  for round in $(seq 1 "$REPEAT"); do
-    # Even rounds run the servers in reverse order: on this kind of machine the first run
-    # of a pair was often the faster, whichever server it was.
-    order=$SERVERS
-    if (( round % 2 == 0 )); then
-      order=$(printf '%s\n' $SERVERS | tac | tr '\n' ' ')
-    fi
+# Rounds are the outer loop, so each round holds every scenario and server close together
+# in time: a run and its reference (W4 and W4-control) are paired within minutes, and the
+# report takes the median of the per-round ratios. Even rounds run the scenarios and the
+# servers in reverse order: on this kind of machine the first run of a pair was often the
+# faster, whichever it was.
+for round in $(seq 1 "$REPEAT"); do
+  order=$SERVERS
+  round_files=("${files[@]}")
+  if (( round % 2 == 0 )); then
+    order=$(printf '%s\n' $SERVERS | tac | tr '\n' ' ')
+    mapfile -t round_files < <(printf '%s\n' "${files[@]}" | tac)
+  fi
+  for f in "${round_files[@]}"; do
     for server in $order; do
       port=$((port + 1))
       args=$("$LOADGEN" server-args --scenario "$f" --listen "127.0.0.1:$port")
