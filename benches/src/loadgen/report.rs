@@ -326,6 +326,14 @@ pub fn base_label(label: &str) -> &str {
     }
 }
 
+/// Adds `value` to the group of `key`, keeping groups in order of first appearance.
+fn push_grouped<K: PartialEq, V>(groups: &mut Vec<(K, Vec<V>)>, key: K, value: V) {
+    match groups.iter_mut().find(|(k, _)| *k == key) {
+        Some((_, v)) => v.push(value),
+        None => groups.push((key, vec![value])),
+    }
+}
+
 /// Median, minimum and maximum of `values` (not empty).
 fn spread(mut values: Vec<f64>) -> (f64, f64, f64) {
     values.sort_by(f64::total_cmp);
@@ -343,22 +351,22 @@ fn spread(mut values: Vec<f64>) -> (f64, f64, f64) {
 /// virtual machine one run can move by more than the difference being measured; the
 /// spread says how much. `None` when nothing was repeated.
 pub fn spread_table(runs: &[RunResult]) -> Option<String> {
-    let mut groups: Vec<(&str, &str, Vec<&RunResult>)> = Vec::new();
+    let mut groups: Vec<((&str, &str), Vec<&RunResult>)> = Vec::new();
     for r in runs {
-        let key = (r.scenario.name.as_str(), base_label(&r.label));
-        match groups.iter_mut().find(|g| (g.0, g.1) == key) {
-            Some(g) => g.2.push(r),
-            None => groups.push((key.0, key.1, vec![r])),
-        }
+        push_grouped(
+            &mut groups,
+            (r.scenario.name.as_str(), base_label(&r.label)),
+            r,
+        );
     }
-    groups.retain(|g| g.2.len() > 1);
+    groups.retain(|g| g.1.len() > 1);
     if groups.is_empty() {
         return None;
     }
     let mut s = String::from(
         "| scenario | server | runs | p50 µs | p99 µs | p99.9 µs | deliveries/s |\n|---|---|---|---|---|---|---|\n",
     );
-    for (name, label, rs) in groups {
+    for ((name, label), rs) in groups {
         let cell = |f: fn(&RunResult) -> f64, fmt: fn(f64) -> String| {
             let (m, lo, hi) = spread(rs.iter().map(|r| f(r)).collect());
             format!("{} ({}-{})", fmt(m), fmt(lo), fmt(hi))
@@ -499,10 +507,7 @@ pub fn check_targets(runs: &[RunResult]) -> Vec<TargetCheck> {
                         max,
                         base_label(&r.label),
                     );
-                    match ratios.iter_mut().find(|(k, _)| *k == key) {
-                        Some((_, v)) => v.push(ratio),
-                        None => ratios.push((key, vec![ratio])),
-                    }
+                    push_grouped(&mut ratios, key, ratio);
                     add(
                         format!("p99 ≤ {max}x {name}'s"),
                         format!(
