@@ -331,9 +331,12 @@ pub fn real_feed(name: &str) -> std::path::PathBuf {
     p
 }
 
-/// A fresh temporary directory for one test.
+/// A fresh temporary directory, unique to this call: tests of one binary run in parallel
+/// and may ask for the same name (each must not remove the other's files).
 pub fn temp_dir(test: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("tickwire-{test}-{}", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("tickwire-{test}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
