@@ -209,6 +209,23 @@ async fn hostile_compressed_input_gets_its_close_code_and_others_carry_on() {
     c.send_frame(0x80 | 0x40 | 0x1, &bomb);
     assert_eq!(c.close_code(), 1009);
 
+    // Over the limit by a little, with the decoder's output buffer (four times the
+    // compressed size, doubled) landing exactly on the limit: 1,024 compressed bytes. This
+    // once panicked the decoder (found by the ws_inbound fuzz target).
+    let landing = (0..4000)
+        .map(|noise| {
+            let mut data: Vec<u8> = (0..noise as u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+                .collect();
+            data.resize(70 << 10, b' ');
+            deflate(&data)
+        })
+        .find(|c| c.len() == 1024)
+        .expect("some noise length compresses to exactly 1,024 bytes");
+    let mut c = Raw::connect(server.port, Some(OFFER));
+    c.send_frame(0x80 | 0x40 | 0x1, &landing);
+    assert_eq!(c.close_code(), 1009);
+
     // Not deflate data at all.
     let mut c = Raw::connect(server.port, Some(OFFER));
     c.send_frame(0x80 | 0x40 | 0x1, &[0xff, 0xfe, 0xfd, 0x00, 0x13, 0x37]);

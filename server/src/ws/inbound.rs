@@ -245,13 +245,16 @@ pub fn inflate_limited(compressed: &[u8], limit: usize) -> Result<Bytes, Inbound
     input.extend_from_slice(compressed);
     input.extend_from_slice(&[0x00, 0x00, 0xff, 0xff]);
     let mut d = Decompress::new(false);
-    let mut out: Vec<u8> = Vec::with_capacity((compressed.len() * 4).clamp(64, limit + 1));
+    // One byte past the limit is enough to know a message is too big.
+    let mut out: Vec<u8> = Vec::with_capacity((compressed.len() * 4).max(64).min(limit + 1));
     loop {
         if out.len() == out.capacity() {
             if out.len() > limit {
                 return Err(InboundError::TooBig);
             }
-            out.reserve((out.len()).clamp(64, limit + 1 - out.len().min(limit)));
+            // Double, but not past limit + 1 (`room` is at least 1 here).
+            let room = limit + 1 - out.len();
+            out.reserve(out.len().max(64).min(room));
         }
         let before = (d.total_in(), d.total_out());
         let status = d
@@ -304,5 +307,27 @@ mod tests {
             inflate_limited(&[0xff, 0xff, 0xff, 0x00, 0x13], 1024),
             Err(InboundError::BadCompression)
         );
+    }
+
+    /// The output buffer grows by doubling up to the limit; when it lands within 64 bytes
+    /// below the limit (here exactly on it) the next growth step must still be valid. Found
+    /// by the ws_inbound fuzz target: the growth's bounds crossed and it panicked.
+    #[test]
+    fn output_landing_just_under_the_limit_is_refused_not_a_panic() {
+        for limit in [4096, 4096 + 33, 64 << 10, 100, 10] {
+            for size in [limit - 1, limit, limit + 1, 2 * limit] {
+                // Incompressible enough that the buffer grows in several steps.
+                let data: Vec<u8> = (0..size as u32)
+                    .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+                    .collect();
+                let compressed = deflate(&data);
+                let got = inflate_limited(&compressed, limit);
+                if size <= limit {
+                    assert_eq!(got.as_deref(), Ok(&data[..]), "size {size}, limit {limit}");
+                } else {
+                    assert_eq!(got, Err(InboundError::TooBig), "size {size}, limit {limit}");
+                }
+            }
+        }
     }
 }
