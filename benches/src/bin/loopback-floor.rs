@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use tickwire_benches::loadgen::procstat::{raise_nofile, CpuBusy, MachineCpuMeter};
 
 #[derive(Parser)]
 struct Args {
@@ -55,6 +56,8 @@ fn main() -> Result<()> {
     if args.frames.is_empty() || args.frames.contains(&0) || args.frame_bytes == 0 {
         bail!("--frames and --frame-bytes must be positive");
     }
+    // Two descriptors per connection, plus a few.
+    raise_nofile(2 * args.conns as u64 + 64).context("raising the open-files limit")?;
     let (writers, readers) = connect_pairs(args.conns)?;
     let stop = Arc::new(AtomicBool::new(false));
     let reader = {
@@ -75,11 +78,9 @@ fn main() -> Result<()> {
         let point = {
             let fds = fds.clone();
             let (frame_bytes, seconds) = (args.frame_bytes, args.seconds);
-            std::thread::spawn(move || {
-                write_point(&fds, writer_cpu, reader_cpu, frames, frame_bytes, seconds)
-            })
-            .join()
-            .expect("writer thread panicked")?
+            std::thread::spawn(move || write_point(&fds, writer_cpu, frames, frame_bytes, seconds))
+                .join()
+                .expect("writer thread panicked")?
         };
         let round_ms = args.conns as f64 / point.writes_per_s * 1e3;
         println!(
@@ -90,9 +91,9 @@ fn main() -> Result<()> {
             round_ms,
             point.full_share * 100.0,
             point.thread_cpu * 100.0,
-            point.writer_core.busy * 100.0,
-            point.writer_core.softirq * 100.0,
-            point.reader_core.busy * 100.0,
+            core_pct(&point.cores.busy_pct, writer_cpu),
+            core_pct(&point.cores.softirq_pct, writer_cpu),
+            core_pct(&point.cores.busy_pct, reader_cpu),
         );
         // Let the reader empty every socket before the next point.
         std::thread::sleep(Duration::from_millis(300));
@@ -109,7 +110,7 @@ fn connect_pairs(n: usize) -> Result<(Vec<TcpStream>, Vec<TcpStream>)> {
     let addr = listener.local_addr()?;
     let (mut writers, mut readers) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for _ in 0..n {
-        let client = TcpStream::connect(addr).context("connect (raise `ulimit -n`?)")?;
+        let client = TcpStream::connect(addr).context("connect")?;
         let (server, _) = listener.accept()?;
         // As the server's sessions do: frames go out when written, not after Nagle's delay.
         server.set_nodelay(true)?;
@@ -128,15 +129,14 @@ struct Point {
     full_share: f64,
     /// The writer thread's own CPU time over the window, as a share of one core.
     thread_cpu: f64,
-    writer_core: CoreLoad,
-    reader_core: CoreLoad,
+    /// Per-core busy and softirq shares over the window.
+    cores: CpuBusy,
 }
 
 /// Writes `frames` iovecs of `frame_bytes` to each socket in turn for `seconds`.
 fn write_point(
     fds: &[RawFd],
     cpu: usize,
-    reader_cpu: usize,
     frames: usize,
     frame_bytes: usize,
     seconds: f64,
@@ -172,17 +172,16 @@ fn write_point(
     };
     run(Duration::from_millis(500))?;
     let window = Duration::from_secs_f64(seconds);
-    let (stat0, cpu0, t0) = (read_proc_stat()?, thread_cpu_seconds(), Instant::now());
+    let (mut meter, cpu0, t0) = (MachineCpuMeter::new(), thread_cpu_seconds(), Instant::now());
     let (writes, bytes, full) = run(window)?;
-    let (stat1, cpu1, elapsed) = (read_proc_stat()?, thread_cpu_seconds(), t0.elapsed());
+    let (cores, cpu1, elapsed) = (meter.sample(), thread_cpu_seconds(), t0.elapsed());
     let secs = elapsed.as_secs_f64();
     Ok(Point {
         writes_per_s: writes as f64 / secs,
         bytes_per_s: bytes as f64 / secs,
         full_share: full as f64 / (writes + full).max(1) as f64,
         thread_cpu: (cpu1 - cpu0) / secs,
-        writer_core: CoreLoad::between(&stat0, &stat1, cpu),
-        reader_core: CoreLoad::between(&stat0, &stat1, reader_cpu),
+        cores,
     })
 }
 
@@ -247,45 +246,7 @@ fn thread_cpu_seconds() -> f64 {
     ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
-/// Per-core jiffies from /proc/stat: (busy, softirq, total) for each `cpuN` line.
-fn read_proc_stat() -> Result<Vec<(u64, u64, u64)>> {
-    let text = std::fs::read_to_string("/proc/stat")?;
-    Ok(text
-        .lines()
-        .filter(|l| l.starts_with("cpu") && !l.starts_with("cpu "))
-        .map(|l| {
-            let f: Vec<u64> = l
-                .split_whitespace()
-                .skip(1)
-                .filter_map(|v| v.parse().ok())
-                .collect();
-            // user nice system idle iowait irq softirq steal ...
-            let total: u64 = f.iter().take(8).sum();
-            let idle = f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
-            (total - idle, f.get(6).copied().unwrap_or(0), total)
-        })
-        .collect())
-}
-
-struct CoreLoad {
-    busy: f64,
-    softirq: f64,
-}
-
-impl CoreLoad {
-    fn between(before: &[(u64, u64, u64)], after: &[(u64, u64, u64)], cpu: usize) -> Self {
-        match (before.get(cpu), after.get(cpu)) {
-            (Some(b), Some(a)) if a.2 > b.2 => {
-                let total = (a.2 - b.2) as f64;
-                CoreLoad {
-                    busy: (a.0 - b.0) as f64 / total,
-                    softirq: (a.1 - b.1) as f64 / total,
-                }
-            }
-            _ => CoreLoad {
-                busy: f64::NAN,
-                softirq: f64::NAN,
-            },
-        }
-    }
+/// A core's percentage from a [`CpuBusy`] sample (NaN if the machine has no such core).
+fn core_pct(per_core: &[f64], cpu: usize) -> f64 {
+    per_core.get(cpu).copied().unwrap_or(f64::NAN)
 }
